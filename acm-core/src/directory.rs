@@ -1,0 +1,203 @@
+//! A directory held in memory: configuration as data, for embedding, tests and the demo.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+
+use crate::id::{FunctionalAlias, McServiceId, SystemId};
+use crate::ports::{Authorizer, Interconnections, ProcessingPolicy, Recipients};
+use crate::request::{
+    AcmRequest, AcmRequestKind, AuthorizationRefusal, Processing, Target, VerificationFailure,
+};
+
+#[derive(Debug, Default)]
+struct Tables {
+    partners: HashMap<SystemId, Vec<SystemId>>,
+    processing: HashMap<AcmRequestKind, Processing>,
+    providers: HashSet<(McServiceId, SystemId)>,
+    users: HashMap<McServiceId, bool>,
+    aliases: HashMap<FunctionalAlias, Vec<McServiceId>>,
+    administrators: Vec<McServiceId>,
+}
+
+/// An in-memory [`Directory`](crate::ports::Directory) for one MC system.
+///
+/// ```
+/// use acm_core::directory::StaticDirectory;
+/// let dir = StaticDirectory::new("mc-a.example".parse().unwrap())
+///     .with_partner("mc-b.example".parse().unwrap(), vec!["mc-b.example".parse().unwrap()])
+///     .with_user("sip:alice@mc-a.example".parse().unwrap(), true);
+/// assert!(dir.has_user(&"sip:alice@mc-a.example".parse().unwrap()));
+/// ```
+#[derive(Debug)]
+pub struct StaticDirectory {
+    system: SystemId,
+    tables: RwLock<Tables>,
+}
+
+impl StaticDirectory {
+    /// An empty directory for `system`: no partners, no users.
+    pub fn new(system: SystemId) -> Self {
+        Self {
+            system,
+            tables: RwLock::new(Tables::default()),
+        }
+    }
+
+    fn write(&self, f: impl FnOnce(&mut Tables)) {
+        let mut t = self
+            .tables
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut t);
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> R {
+        let t = self
+            .tables
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&t)
+    }
+
+    /// Adds an interconnected partner and the domains it is the group home system for.
+    #[must_use]
+    pub fn with_partner(self, partner: SystemId, home_domains: Vec<SystemId>) -> Self {
+        self.write(|t| {
+            t.partners.insert(partner, home_domains);
+        });
+        self
+    }
+
+    /// Sets how requests of `kind` are processed here (manual by default).
+    #[must_use]
+    pub fn with_processing(self, kind: AcmRequestKind, processing: Processing) -> Self {
+        self.set_processing(kind, processing);
+        self
+    }
+
+    /// Changes how requests of `kind` are processed here.
+    pub fn set_processing(&self, kind: AcmRequestKind, processing: Processing) {
+        self.write(|t| {
+            t.processing.insert(kind, processing);
+        });
+    }
+
+    /// Allows `user` to provide ACM requests to `partner`.
+    #[must_use]
+    pub fn with_provider(self, user: McServiceId, partner: SystemId) -> Self {
+        self.write(|t| {
+            t.providers.insert((user, partner));
+        });
+        self
+    }
+
+    /// Adds a user of this system, who may or may not receive ACM requests.
+    #[must_use]
+    pub fn with_user(self, user: McServiceId, may_receive: bool) -> Self {
+        self.write(|t| {
+            t.users.insert(user, may_receive);
+        });
+        self
+    }
+
+    /// Adds an ACM administrator (receives requests addressed to the partner server itself).
+    #[must_use]
+    pub fn with_administrator(self, user: McServiceId) -> Self {
+        self.write(|t| {
+            t.users.insert(user.clone(), true);
+            t.administrators.push(user);
+        });
+        self
+    }
+
+    /// Sets who currently holds a functional alias.
+    pub fn set_alias_holders(&self, alias: FunctionalAlias, holders: Vec<McServiceId>) {
+        self.write(|t| {
+            t.aliases.insert(alias, holders);
+        });
+    }
+
+    /// Whether `user` is known here.
+    pub fn has_user(&self, user: &McServiceId) -> bool {
+        self.read(|t| t.users.contains_key(user))
+    }
+}
+
+#[async_trait]
+impl Authorizer for StaticDirectory {
+    async fn authorize(&self, request: &AcmRequest) -> Result<(), AuthorizationRefusal> {
+        self.read(|t| {
+            if !t.partners.contains_key(&request.partner) {
+                return Err(AuthorizationRefusal::NotAPartner {
+                    partner: request.partner.clone(),
+                });
+            }
+            if !t
+                .providers
+                .contains(&(request.requester.clone(), request.partner.clone()))
+            {
+                return Err(AuthorizationRefusal::NotAuthorized {
+                    user: request.requester.clone(),
+                    partner: request.partner.clone(),
+                });
+            }
+            if let Some(group) = request
+                .body
+                .groups()
+                .iter()
+                .find(|g| g.host() != self.system.as_str())
+            {
+                return Err(AuthorizationRefusal::GroupNotHomedHere {
+                    group: group.clone(),
+                });
+            }
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl Interconnections for StaticDirectory {
+    async fn partner_home_domains(&self, system: &SystemId) -> Option<Vec<SystemId>> {
+        self.read(|t| t.partners.get(system).cloned())
+    }
+}
+
+#[async_trait]
+impl Recipients for StaticDirectory {
+    async fn resolve(
+        &self,
+        target: &Target,
+        _kind: AcmRequestKind,
+    ) -> Result<Vec<McServiceId>, VerificationFailure> {
+        self.read(|t| match target {
+            Target::User(user) => match t.users.get(user) {
+                None => Err(VerificationFailure::UnknownTarget { user: user.clone() }),
+                Some(false) => Err(VerificationFailure::TargetMayNotReceive { user: user.clone() }),
+                Some(true) => Ok(vec![user.clone()]),
+            },
+            Target::FunctionalAlias(alias) => match t.aliases.get(alias) {
+                Some(holders) if !holders.is_empty() => Ok(holders.clone()),
+                _ => Err(VerificationFailure::AliasNotHeld {
+                    alias: alias.clone(),
+                }),
+            },
+            Target::PartnerServer => {
+                if t.administrators.is_empty() {
+                    Err(VerificationFailure::NoAdministrator)
+                } else {
+                    Ok(t.administrators.clone())
+                }
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl ProcessingPolicy for StaticDirectory {
+    async fn processing(&self, kind: AcmRequestKind, _from: &SystemId) -> Processing {
+        self.read(|t| t.processing.get(&kind).copied().unwrap_or_default())
+    }
+}

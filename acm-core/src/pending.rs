@@ -1,0 +1,39 @@
+//! Pending ACM data: what a pending ACM data download returns to a user (TS 23.280).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::{McServiceId, SystemId};
+use crate::request::{AcmRequest, AcmResponse};
+
+/// One item of pending ACM data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "item")]
+pub enum PendingItem {
+    /// An ACM request from a partner system waiting for this user's answer (step 8).
+    Request {
+        /// The request (for a provision: the interconnection group IDs).
+        request: AcmRequest,
+        /// The primary system it came from.
+        from: SystemId,
+        /// When this server stored it.
+        stored_at: DateTime<Utc>,
+    },
+    /// The response to this user's own request (step 14).
+    Response {
+        /// The request answered.
+        request: AcmRequest,
+        /// The partner's response.
+        response: AcmResponse,
+    },
+}
+
+/// The pending ACM data download response: the user and all ACM data pending for them, of
+/// every kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingAcmData {
+    /// The user.
+    pub mc_service_id: McServiceId,
+    /// Everything pending, oldest request first.
+    pub items: Vec<PendingItem>,
+}

@@ -1,0 +1,322 @@
+//! ACM requests and responses: the information elements of TS 23.280's administrative
+//! configuration management, as acm carries them between MC systems.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DomainError;
+use crate::id::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
+
+/// Longest free-text reason accepted in a rejection, in bytes.
+pub const MAX_REASON_LEN: usize = 1024;
+
+/// Who an ACM request is addressed to in the partner MC system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+pub enum Target {
+    /// A selected MC service user of the partner system.
+    User(McServiceId),
+    /// Whoever currently holds this functional alias in the partner system.
+    FunctionalAlias(FunctionalAlias),
+    /// The partner ACM server itself: stored for the partner's authorised ACM administrators.
+    PartnerServer,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(u) => write!(f, "user {u}"),
+            Self::FunctionalAlias(a) => write!(f, "functional alias {a}"),
+            Self::PartnerServer => f.write_str("the partner ACM server"),
+        }
+    }
+}
+
+/// The ACM request kinds of TS 23.280 that acm handles. New kinds are new variants here and in
+/// [`AcmRequestBody`]; the store and the transports carry bodies opaquely and need no change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AcmRequestKind {
+    /// Interconnection group identity provision (TS 23.280 ACM).
+    InterconnectionGroupIdentityProvision,
+}
+
+/// The kind-specific content of an ACM request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum AcmRequestBody {
+    /// Interconnection group identity provision request: the list of MC service group IDs.
+    InterconnectionGroupIdentityProvision {
+        /// MC service group IDs, homed at the requesting (primary) MC system.
+        groups: Arc<[GroupId]>,
+    },
+}
+
+impl AcmRequestBody {
+    /// Builds an interconnection group identity provision body.
+    pub fn provision(groups: impl IntoIterator<Item = GroupId>) -> Self {
+        Self::InterconnectionGroupIdentityProvision {
+            groups: groups.into_iter().collect(),
+        }
+    }
+
+    /// The kind of this body.
+    pub fn kind(&self) -> AcmRequestKind {
+        match self {
+            Self::InterconnectionGroupIdentityProvision { .. } => {
+                AcmRequestKind::InterconnectionGroupIdentityProvision
+            }
+        }
+    }
+
+    /// The MC service group IDs this body names.
+    pub fn groups(&self) -> &[GroupId] {
+        match self {
+            Self::InterconnectionGroupIdentityProvision { groups } => groups,
+        }
+    }
+
+    /// Structural checks that need no configuration beyond the limits.
+    pub fn validate(&self, limits: &Limits) -> Result<(), DomainError> {
+        match self {
+            Self::InterconnectionGroupIdentityProvision { groups } => {
+                if groups.is_empty() {
+                    return Err(DomainError::EmptyGroupList);
+                }
+                if groups.len() > limits.max_groups {
+                    return Err(DomainError::TooManyGroups {
+                        count: groups.len(),
+                        max: limits.max_groups,
+                    });
+                }
+                let mut seen = HashSet::with_capacity(groups.len());
+                for g in groups.iter() {
+                    if !seen.insert(g.as_str()) {
+                        return Err(DomainError::DuplicateGroup { group: g.clone() });
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Limits configured per ACM server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Most group IDs accepted in one provision request.
+    pub max_groups: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_groups: 64 }
+    }
+}
+
+/// An ACM request as it travels from the primary to the partner MC system.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmRequest {
+    /// acm's request id (a transport-level addition), the same on both systems.
+    pub request_id: RequestId,
+    /// Requester's MC service ID (M); taken from the access token, never from a request body.
+    pub requester: McServiceId,
+    /// Requester's functional alias (O).
+    pub requester_alias: Option<FunctionalAlias>,
+    /// The partner MC system the request is for.
+    pub partner: SystemId,
+    /// Who in the partner system is to handle it.
+    pub target: Target,
+    /// Kind-specific content.
+    pub body: AcmRequestBody,
+}
+
+/// Who answered an ACM request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Responder {
+    /// An authorised MC service user of the partner system (manual processing).
+    User {
+        /// Responder's MC service ID (M).
+        id: McServiceId,
+        /// Responder's functional alias (O).
+        alias: Option<FunctionalAlias>,
+    },
+    /// The partner ACM server itself (automatic processing, verification failure, expiry).
+    Server {
+        /// The partner MC system.
+        system: SystemId,
+    },
+}
+
+/// Why a partner's verification of a received request failed (step 4a).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "failure")]
+pub enum VerificationFailure {
+    /// The target MC service user does not exist in the partner system.
+    UnknownTarget {
+        /// The user named.
+        user: McServiceId,
+    },
+    /// The target user exists but may not receive ACM requests of this kind.
+    TargetMayNotReceive {
+        /// The user named.
+        user: McServiceId,
+    },
+    /// Nobody currently holds the target functional alias.
+    AliasNotHeld {
+        /// The alias named.
+        alias: FunctionalAlias,
+    },
+    /// The partner ACM server has no authorised ACM administrator to store the request for.
+    NoAdministrator,
+    /// The target is not in the partner MC system.
+    TargetNotInThisSystem,
+    /// The request names another MC system as its partner.
+    NotAddressedToThisSystem {
+        /// The system the request names.
+        partner: SystemId,
+    },
+    /// The requester is not a user of the MC system that forwarded the request.
+    RequesterNotOfSender,
+    /// A group is not homed at the primary MC system.
+    GroupNotHomedAtPrimary {
+        /// The first such group.
+        group: GroupId,
+    },
+    /// The body breaks a structural rule (empty, duplicate or too many group IDs).
+    Malformed {
+        /// The rule broken.
+        error: DomainError,
+    },
+}
+
+impl fmt::Display for VerificationFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownTarget { user } => write!(f, "unknown target user {user}"),
+            Self::TargetMayNotReceive { user } => {
+                write!(f, "target user {user} may not receive this request")
+            }
+            Self::AliasNotHeld { alias } => write!(f, "nobody holds functional alias {alias}"),
+            Self::NoAdministrator => f.write_str("no authorised ACM administrator"),
+            Self::TargetNotInThisSystem => f.write_str("target is not in this MC system"),
+            Self::NotAddressedToThisSystem { partner } => {
+                write!(f, "request is addressed to {partner}")
+            }
+            Self::RequesterNotOfSender => {
+                f.write_str("requester is not a user of the sending MC system")
+            }
+            Self::GroupNotHomedAtPrimary { group } => {
+                write!(f, "group {group} is not homed at the primary MC system")
+            }
+            Self::Malformed { error } => write!(f, "malformed request: {error}"),
+        }
+    }
+}
+
+/// Why a request was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "by")]
+pub enum RejectionReason {
+    /// A partner user rejected it, with an optional free-text reason.
+    User {
+        /// The user's words, at most [`MAX_REASON_LEN`] bytes.
+        text: Option<String>,
+    },
+    /// A configured automatic-processing rule rejected it.
+    Policy,
+    /// The partner's verification failed.
+    Verification {
+        /// What failed.
+        failure: VerificationFailure,
+    },
+    /// It stayed pending past the configured time.
+    Expired,
+}
+
+/// The result carried by an ACM response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum Outcome {
+    /// The partner accepted the request (for a provision: the groups will be configured).
+    Accepted,
+    /// The partner rejected the request.
+    Rejected {
+        /// Why.
+        reason: RejectionReason,
+    },
+}
+
+impl Outcome {
+    /// Whether this outcome is an acceptance.
+    pub fn is_accepted(&self) -> bool {
+        matches!(self, Self::Accepted)
+    }
+}
+
+/// An ACM response, for example an interconnection group identity provision response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmResponse {
+    /// Who answered (responder MC service ID and optional functional alias, or the server).
+    pub responder: Responder,
+    /// Accepted or rejected, with the reason.
+    pub outcome: Outcome,
+}
+
+/// A partner user's answer to a delivered request (step 9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum Decision {
+    /// Accept the request.
+    Accept,
+    /// Reject the request.
+    Reject {
+        /// Optional free text, at most [`MAX_REASON_LEN`] bytes.
+        reason: Option<String>,
+    },
+}
+
+/// How the partner system processes an ACM request kind (local policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Processing {
+    /// Store, notify, download, a user responds.
+    #[default]
+    Manual,
+    /// The ACM server accepts on receipt.
+    AutoAccept,
+    /// The ACM server rejects on receipt.
+    AutoReject,
+}
+
+/// Why the primary ACM server refused a submission at step 2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(rename_all = "snake_case", tag = "refusal")]
+pub enum AuthorizationRefusal {
+    /// The system named is not an interconnected partner.
+    #[error("{partner} is not an interconnected partner MC system")]
+    NotAPartner {
+        /// The system named.
+        partner: SystemId,
+    },
+    /// The user may not provide this kind of ACM request to that partner.
+    #[error("{user} may not provide this ACM request to {partner}")]
+    NotAuthorized {
+        /// The requester.
+        user: McServiceId,
+        /// The partner named.
+        partner: SystemId,
+    },
+    /// The primary is not the home system of a group in the list.
+    #[error("group {group} is not homed in this MC system")]
+    GroupNotHomedHere {
+        /// The first such group.
+        group: GroupId,
+    },
+}

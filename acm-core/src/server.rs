@@ -1,0 +1,807 @@
+//! The ACM server service: one method per step of the procedure, for a server in either role,
+//! generic over the ports.
+//!
+//! The service keeps each request's state and three projections in memory — pending ACM data
+//! per user, the outbox (messages owed to partners) and due acceptance hooks — all derived
+//! from the event log and rebuilt from it by [`AcmServer::open`]. Nothing is sent or hooked
+//! before the event that decides it is stored: the relay ([`AcmServer::relay`]) reads the
+//! outbox and records each acknowledgement as an event, so a crash at any point loses nothing
+//! and a resend is harmless (the receiver deduplicates by message id).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use futures_util::StreamExt;
+
+use crate::error::DomainError;
+use crate::event::Event;
+use crate::id::{
+    FunctionalAlias, GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version,
+};
+use crate::lifecycle::{Command, PartnerMessage, ReceiptFacts, RequestState, decide, evolve};
+use crate::pending::{PendingAcmData, PendingItem};
+use crate::ports::{
+    AcceptanceHook, ClientNotifier, Clock, Directory, IdSource, Ids, PartnerAck, PartnerTransport,
+    PendingAcmDataNotification,
+};
+use crate::request::{AcmRequest, AcmRequestBody, AuthorizationRefusal, Decision, Limits, Target};
+use crate::store::{Actor, CausationId, EventStore, ExpectedVersion, NewEvent, StoreError};
+
+/// How often a command is re-decided after losing a race for its stream.
+const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// Configuration of one ACM server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// This MC system.
+    pub system: SystemId,
+    /// Limits on requests.
+    pub limits: Limits,
+    /// How long a request may stay pending at the partner before it expires.
+    pub pending_ttl: Duration,
+    /// Longest pause between two attempts to send an outbox message.
+    pub max_backoff: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for `system`: default limits, 30 days pending, back-off up to a minute.
+    pub fn new(system: SystemId) -> Self {
+        Self {
+            system,
+            limits: Limits::default(),
+            pending_ttl: Duration::days(30),
+            max_backoff: Duration::minutes(1),
+        }
+    }
+}
+
+/// The ports an [`AcmServer`] uses besides its store.
+#[derive(Clone)]
+pub struct Ports {
+    /// Authorisation, partners, users, aliases, processing policy.
+    pub directory: Arc<dyn Directory>,
+    /// Messages to partner ACM servers.
+    pub transport: Arc<dyn PartnerTransport>,
+    /// Pending ACM data notifications to logged-on users.
+    pub notifier: Arc<dyn ClientNotifier>,
+    /// Called once a request is accepted here.
+    pub hook: Arc<dyn AcceptanceHook>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Fresh ids.
+    pub ids: Arc<dyn IdSource>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+/// What a user asks to submit (step 1); the requester comes from their access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// Requester's functional alias (O).
+    pub requester_alias: Option<FunctionalAlias>,
+    /// The partner system.
+    pub partner: SystemId,
+    /// Who there.
+    pub target: Target,
+    /// What.
+    pub body: AcmRequestBody,
+}
+
+/// Why a service call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The lifecycle refused the command; nothing was recorded.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Step 2 refused the request; the refusal is recorded under `request_id`.
+    #[error("request {request_id} refused: {reason}")]
+    Refused {
+        /// The recorded request.
+        request_id: RequestId,
+        /// Why.
+        reason: AuthorizationRefusal,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stream kept changing under the command; try again.
+    #[error("request {0} is busy; try again")]
+    Contention(RequestId),
+}
+
+/// What one relay pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayReport {
+    /// Messages acknowledged (and the acknowledgement recorded).
+    pub acknowledged: usize,
+    /// Messages that failed and wait for a retry.
+    pub failed: usize,
+}
+
+/// What one [`AcmServer::tick`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Requests expired.
+    pub expired: usize,
+    /// The relay pass.
+    pub relay: RelayReport,
+    /// Acceptance hooks run.
+    pub hooks: usize,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    state: RequestState,
+    version: Version,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Retry {
+    attempts: u32,
+    not_before: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    requests: HashMap<RequestId, Entry>,
+    pending: HashMap<McServiceId, BTreeSet<RequestId>>,
+    outbox: BTreeMap<RequestId, Retry>,
+    acceptances: BTreeSet<RequestId>,
+    expiry: BTreeSet<(DateTime<Utc>, RequestId)>,
+    sessions: HashSet<McServiceId>,
+}
+
+impl Inner {
+    /// Replaces a request's state and keeps the projections in step; returns the users for
+    /// whom the request became pending.
+    fn set_state(
+        &mut self,
+        id: RequestId,
+        new: RequestState,
+        version: Version,
+        ttl: Duration,
+    ) -> Vec<McServiceId> {
+        let entry = self.requests.entry(id).or_default();
+        let old = std::mem::replace(&mut entry.state, new);
+        entry.version = version;
+        let new = &entry.state;
+
+        let mut newly_pending = Vec::new();
+        let (before, after) = (old.pending_for(), new.pending_for());
+        if before != after {
+            for user in before.iter().filter(|u| !after.contains(u)) {
+                if let Some(set) = self.pending.get_mut(user) {
+                    set.remove(&id);
+                    if set.is_empty() {
+                        self.pending.remove(user);
+                    }
+                }
+            }
+            for user in after.iter().filter(|u| !before.contains(u)) {
+                self.pending.entry(user.clone()).or_default().insert(id);
+                newly_pending.push(user.clone());
+            }
+        }
+        if new.outbound().is_some() {
+            self.outbox.entry(id).or_default();
+        } else {
+            self.outbox.remove(&id);
+        }
+        if new.acceptance_due() {
+            self.acceptances.insert(id);
+        } else {
+            self.acceptances.remove(&id);
+        }
+        let (was, is) = (old.expires_at(ttl), new.expires_at(ttl));
+        if was != is {
+            if let Some(at) = was {
+                self.expiry.remove(&(at, id));
+            }
+            if let Some(at) = is {
+                self.expiry.insert((at, id));
+            }
+        }
+        newly_pending
+    }
+}
+
+static EMPTY: RequestState = RequestState::Empty;
+
+/// An ACM server for one MC system, in the primary role, the partner role, or both.
+pub struct AcmServer {
+    config: ServerConfig,
+    ports: Ports,
+    store: Arc<dyn EventStore<Event>>,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for AcmServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmServer")
+            .field("system", &self.config.system)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AcmServer {
+    /// Opens a server on `store`, rebuilding every request's state and the projections from
+    /// the log (this is also how a server restarts).
+    pub async fn open(
+        config: ServerConfig,
+        ports: Ports,
+        store: Arc<dyn EventStore<Event>>,
+    ) -> Result<Self, StoreError> {
+        let mut states: HashMap<RequestId, Entry> = HashMap::new();
+        {
+            let mut log = store.read_all(GlobalPosition::START);
+            while let Some(envelope) = log.next().await {
+                let envelope = envelope?;
+                let entry = states.entry(envelope.stream_id.0).or_default();
+                entry.state = evolve(std::mem::take(&mut entry.state), &envelope.payload);
+                entry.version = envelope.version;
+            }
+        }
+        let mut inner = Inner::default();
+        for (id, entry) in states {
+            inner.set_state(id, entry.state, entry.version, config.pending_ttl);
+        }
+        Ok(Self {
+            config,
+            ports,
+            store,
+            inner: Mutex::new(inner),
+        })
+    }
+
+    /// This server's configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// This server's store.
+    pub fn store(&self) -> &Arc<dyn EventStore<Event>> {
+        &self.store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The projections are rebuilt from the log on open; a panic elsewhere cannot leave
+        // them half-updated because every update is done inside one critical section.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs one command against one request: decide on the cached state, append with the
+    /// expected version, evolve. Returns the new events (none when the command was a
+    /// harmless repeat).
+    pub async fn execute(
+        &self,
+        id: RequestId,
+        command: &Command,
+        actor: &Actor,
+        causation: Option<CausationId>,
+    ) -> Result<Vec<Event>, ServiceError> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let (events, version) = {
+                let inner = self.lock();
+                let entry = inner.requests.get(&id);
+                let state = entry.map_or(&EMPTY, |e| &e.state);
+                let version = entry.map_or(Version::NONE, |e| e.version);
+                (decide(state, command)?, version)
+            };
+            if events.is_empty() {
+                return Ok(events);
+            }
+            let now = self.ports.clock.now();
+            let batch = events
+                .iter()
+                .map(|event| NewEvent {
+                    event_id: self.ports.ids.event_id(),
+                    correlation_id: id,
+                    causation_id: causation,
+                    actor: actor.clone(),
+                    recorded_at: now,
+                    payload: event.clone(),
+                })
+                .collect();
+            let expected = if version == Version::NONE {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(version)
+            };
+            match self.store.append(StreamId(id), expected, batch).await {
+                Ok(appended) => {
+                    let newly_pending = {
+                        let mut inner = self.lock();
+                        let state = inner
+                            .requests
+                            .get_mut(&id)
+                            .map(|e| std::mem::take(&mut e.state))
+                            .unwrap_or_default();
+                        let state = events.iter().fold(state, evolve);
+                        inner.set_state(id, state, appended.last_version(), self.config.pending_ttl)
+                    };
+                    self.notify_if_logged_on(newly_pending).await;
+                    return Ok(events);
+                }
+                Err(StoreError::Conflict { .. }) => self.reload(id).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Contention(id))
+    }
+
+    async fn reload(&self, id: RequestId) -> Result<(), StoreError> {
+        let mut state = RequestState::Empty;
+        let mut version = Version::NONE;
+        let mut events = self.store.read_stream(StreamId(id), Version::NONE);
+        while let Some(envelope) = events.next().await {
+            let envelope = envelope?;
+            state = evolve(state, &envelope.payload);
+            version = envelope.version;
+        }
+        drop(events);
+        let newly_pending = self
+            .lock()
+            .set_state(id, state, version, self.config.pending_ttl);
+        self.notify_if_logged_on(newly_pending).await;
+        Ok(())
+    }
+
+    async fn notify_if_logged_on(&self, users: Vec<McServiceId>) {
+        if users.is_empty() {
+            return;
+        }
+        let online: Vec<McServiceId> = {
+            let inner = self.lock();
+            users
+                .into_iter()
+                .filter(|u| inner.sessions.contains(u))
+                .collect()
+        };
+        for mc_service_id in online {
+            self.ports
+                .notifier
+                .notify(PendingAcmDataNotification { mc_service_id })
+                .await;
+        }
+    }
+
+    // ---------------------------------------------------------------- client side
+
+    /// Steps 1–3 at the primary: records the request, checks authorisation (step 2) and, when
+    /// authorised, queues it for the partner (the relay sends it).
+    ///
+    /// A refusal at step 2 is recorded and returned as [`ServiceError::Refused`]; malformed
+    /// requests are refused with [`ServiceError::Domain`] and record nothing.
+    pub async fn submit(
+        &self,
+        requester: &McServiceId,
+        submission: Submission,
+    ) -> Result<RequestId, ServiceError> {
+        let request_id = self.ports.ids.request_id();
+        let request = AcmRequest {
+            request_id,
+            requester: requester.clone(),
+            requester_alias: submission.requester_alias,
+            partner: submission.partner,
+            target: submission.target,
+            body: submission.body,
+        };
+        let authorization = self.ports.directory.authorize(&request).await;
+        let command = Command::Submit {
+            request,
+            authorization: authorization.clone(),
+            limits: self.config.limits,
+            message_id: self.ports.ids.message_id(),
+            at: self.ports.clock.now(),
+        };
+        self.execute(request_id, &command, &Actor::User(requester.clone()), None)
+            .await?;
+        match authorization {
+            Ok(()) => Ok(request_id),
+            Err(reason) => Err(ServiceError::Refused { request_id, reason }),
+        }
+    }
+
+    /// Steps 6/12: a user logs on; a pending ACM data notification goes out at once when
+    /// something is pending for them. Returns how many items are pending.
+    pub async fn log_on(&self, user: &McServiceId) -> usize {
+        let pending = {
+            let mut inner = self.lock();
+            inner.sessions.insert(user.clone());
+            inner.pending.get(user).map_or(0, BTreeSet::len)
+        };
+        if pending > 0 {
+            self.ports
+                .notifier
+                .notify(PendingAcmDataNotification {
+                    mc_service_id: user.clone(),
+                })
+                .await;
+        }
+        pending
+    }
+
+    /// Step 5: a user logs off. Nothing in flight depends on it.
+    pub fn log_off(&self, user: &McServiceId) {
+        self.lock().sessions.remove(user);
+    }
+
+    /// Whether `user` is logged on here.
+    pub fn is_logged_on(&self, user: &McServiceId) -> bool {
+        self.lock().sessions.contains(user)
+    }
+
+    /// Steps 7b–8 and 13b–14: the pending ACM data download. Records delivery of each item
+    /// (a request stays pending until answered; a response is delivered once).
+    pub async fn download_pending(
+        &self,
+        user: &McServiceId,
+    ) -> Result<PendingAcmData, ServiceError> {
+        let ids: Vec<RequestId> = self
+            .lock()
+            .pending
+            .get(user)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        let actor = Actor::User(user.clone());
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            let is_partner = matches!(self.state(id), Some(RequestState::Partner(_)));
+            let command = if is_partner {
+                Command::Deliver { to: user.clone() }
+            } else {
+                Command::DeliverResponse { to: user.clone() }
+            };
+            match self.execute(id, &command, &actor, None).await {
+                Ok(_) => {}
+                // Answered, withdrawn or expired since the list was read: no longer pending.
+                Err(ServiceError::Domain(error)) => {
+                    tracing::debug!(%id, %error, "pending item went away during download");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            match self.state(id) {
+                Some(RequestState::Partner(p)) => items.push(PendingItem::Request {
+                    request: p.request,
+                    from: p.from,
+                    stored_at: p.stored_at,
+                }),
+                Some(RequestState::Primary(p)) => {
+                    if let Some((_, response)) = p.response {
+                        items.push(PendingItem::Response {
+                            request: p.request,
+                            response,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(PendingAcmData {
+            mc_service_id: user.clone(),
+            items,
+        })
+    }
+
+    /// Step 9 at the partner: a recipient answers a delivered request.
+    pub async fn respond(
+        &self,
+        user: &McServiceId,
+        alias: Option<FunctionalAlias>,
+        request_id: RequestId,
+        decision: Decision,
+    ) -> Result<(), ServiceError> {
+        let command = Command::Respond {
+            by: user.clone(),
+            alias,
+            decision,
+            message_id: self.ports.ids.message_id(),
+        };
+        self.execute(request_id, &command, &Actor::User(user.clone()), None)
+            .await?;
+        Ok(())
+    }
+
+    /// The requester withdraws a request not yet delivered; the partner decides whether it
+    /// is still in time.
+    pub async fn withdraw(
+        &self,
+        user: &McServiceId,
+        request_id: RequestId,
+    ) -> Result<(), ServiceError> {
+        let command = Command::RequestWithdrawal {
+            by: user.clone(),
+            message_id: self.ports.ids.message_id(),
+        };
+        self.execute(request_id, &command, &Actor::User(user.clone()), None)
+            .await?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- partner side
+
+    /// Receives a message from partner system `from` (authenticated by the transport) and
+    /// returns its acknowledgement once the message is durably stored.
+    pub async fn receive(
+        &self,
+        from: &SystemId,
+        message: PartnerMessage,
+    ) -> Result<PartnerAck, ServiceError> {
+        let home_domains = self.ports.directory.partner_home_domains(from).await;
+        let actor = Actor::System(from.clone());
+        let causation = Some(CausationId::from(message.message_id()));
+        match message {
+            PartnerMessage::Request {
+                message_id,
+                request,
+            } => {
+                let interconnected = home_domains.is_some();
+                let kind = request.body.kind();
+                let (recipients, processing) = if interconnected {
+                    (
+                        self.ports.directory.resolve(&request.target, kind).await,
+                        self.ports.directory.processing(kind, from).await,
+                    )
+                } else {
+                    (Ok(Vec::new()), crate::request::Processing::Manual)
+                };
+                let request_id = request.request_id;
+                let command = Command::Receive {
+                    from: from.clone(),
+                    message_id,
+                    request,
+                    facts: ReceiptFacts {
+                        local: self.config.system.clone(),
+                        interconnected,
+                        home_domains: home_domains.unwrap_or_default(),
+                        recipients,
+                        processing,
+                        limits: self.config.limits,
+                    },
+                    response_message_id: self.ports.ids.message_id(),
+                    at: self.ports.clock.now(),
+                };
+                self.execute(request_id, &command, &actor, causation)
+                    .await?;
+                Ok(PartnerAck::Stored)
+            }
+            PartnerMessage::Response {
+                message_id,
+                request_id,
+                response,
+            } => {
+                if home_domains.is_none() {
+                    return Err(DomainError::NotInterconnected {
+                        system: from.clone(),
+                    }
+                    .into());
+                }
+                let command = Command::ReceiveResponse {
+                    from: from.clone(),
+                    message_id,
+                    response,
+                };
+                self.execute(request_id, &command, &actor, causation)
+                    .await?;
+                Ok(PartnerAck::Stored)
+            }
+            PartnerMessage::Withdrawal { request_id, .. } => {
+                if home_domains.is_none() {
+                    return Err(DomainError::NotInterconnected {
+                        system: from.clone(),
+                    }
+                    .into());
+                }
+                let command = Command::ReceiveWithdrawal { from: from.clone() };
+                self.execute(request_id, &command, &actor, causation)
+                    .await?;
+                Ok(match self.state(request_id) {
+                    Some(RequestState::Partner(p)) if p.withdrawn => PartnerAck::Withdrawn,
+                    _ => PartnerAck::TooLate,
+                })
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- background work
+
+    /// Sends every due outbox message once and records each acknowledgement; a failed send
+    /// is retried later with exponential back-off.
+    pub async fn relay(&self) -> Result<RelayReport, ServiceError> {
+        let now = self.ports.clock.now();
+        let due: Vec<(RequestId, SystemId, PartnerMessage)> = {
+            let inner = self.lock();
+            inner
+                .outbox
+                .iter()
+                .filter(|(_, r)| r.not_before.is_none_or(|t| t <= now))
+                .filter_map(|(id, _)| {
+                    let (to, msg) = inner.requests.get(id)?.state.outbound()?;
+                    Some((*id, to, msg))
+                })
+                .collect()
+        };
+        let mut report = RelayReport::default();
+        for (id, to, message) in due {
+            let message_id = message.message_id();
+            let result = self.ports.transport.send(&to, &message).await;
+            let command = match (&message, result) {
+                (PartnerMessage::Request { .. }, Ok(PartnerAck::Stored)) => {
+                    Some(Command::RecordPartnerAck { message_id })
+                }
+                (PartnerMessage::Response { .. }, Ok(PartnerAck::Stored)) => {
+                    Some(Command::RecordResponseAck { message_id })
+                }
+                (
+                    PartnerMessage::Withdrawal { .. },
+                    Ok(ack @ (PartnerAck::Withdrawn | PartnerAck::TooLate)),
+                ) => Some(Command::RecordWithdrawalOutcome {
+                    message_id,
+                    withdrawn: ack == PartnerAck::Withdrawn,
+                }),
+                (_, Ok(ack)) => {
+                    tracing::warn!(%id, %to, ?ack, "partner answered with an unexpected acknowledgement");
+                    None
+                }
+                (_, Err(error)) => {
+                    tracing::warn!(%id, %to, %error, "partner message not acknowledged; will retry");
+                    None
+                }
+            };
+            if let Some(command) = command {
+                self.execute(id, &command, &Actor::System(to), Some(message_id.into()))
+                    .await?;
+                report.acknowledged += 1;
+            } else {
+                let mut inner = self.lock();
+                let max = self.config.max_backoff;
+                if let Some(retry) = inner.outbox.get_mut(&id) {
+                    retry.attempts = retry.attempts.saturating_add(1);
+                    let backoff = Duration::milliseconds(100)
+                        .checked_mul(1 << retry.attempts.min(20))
+                        .map_or(max, |b| b.min(max));
+                    retry.not_before = Some(now + backoff);
+                }
+                report.failed += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Expires every open request at this partner whose pending time has run out.
+    pub async fn expire_due(&self) -> Result<usize, ServiceError> {
+        let now = self.ports.clock.now();
+        let due: Vec<RequestId> = self
+            .lock()
+            .expiry
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| *id)
+            .collect();
+        let actor = Actor::System(self.config.system.clone());
+        let mut expired = 0;
+        for id in due {
+            let command = Command::Expire {
+                now,
+                ttl: self.config.pending_ttl,
+                message_id: self.ports.ids.message_id(),
+            };
+            match self.execute(id, &command, &actor, None).await {
+                Ok(_) => expired += 1,
+                Err(ServiceError::Domain(error)) => {
+                    tracing::debug!(%id, %error, "request closed before it could expire");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Runs the acceptance hook for every accepted request not yet applied.
+    pub async fn apply_acceptances(&self) -> Result<usize, ServiceError> {
+        let due: Vec<(RequestId, AcmRequest, crate::request::AcmResponse)> = {
+            let inner = self.lock();
+            inner
+                .acceptances
+                .iter()
+                .filter_map(|id| match &inner.requests.get(id)?.state {
+                    RequestState::Partner(p) => {
+                        let (_, response) = p.response.as_ref()?;
+                        Some((*id, p.request.clone(), response.clone()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let actor = Actor::System(self.config.system.clone());
+        let mut applied = 0;
+        for (id, request, response) in due {
+            match self.ports.hook.accepted(&request, &response).await {
+                Ok(()) => {
+                    self.execute(id, &Command::RecordAcceptanceApplied, &actor, None)
+                        .await?;
+                    applied += 1;
+                }
+                Err(error) => tracing::warn!(%id, %error, "acceptance hook failed; will retry"),
+            }
+        }
+        Ok(applied)
+    }
+
+    /// One round of background work: expiry, the outbox relay, acceptance hooks.
+    pub async fn tick(&self) -> Result<TickReport, ServiceError> {
+        Ok(TickReport {
+            expired: self.expire_due().await?,
+            relay: self.relay().await?,
+            hooks: self.apply_acceptances().await?,
+        })
+    }
+
+    // ---------------------------------------------------------------- queries
+
+    /// A request's current state on this server.
+    pub fn state(&self, id: RequestId) -> Option<RequestState> {
+        self.lock().requests.get(&id).map(|e| e.state.clone())
+    }
+
+    /// A request's current version on this server.
+    pub fn version(&self, id: RequestId) -> Version {
+        self.lock()
+            .requests
+            .get(&id)
+            .map_or(Version::NONE, |e| e.version)
+    }
+
+    /// Ids of the requests pending for `user` (what a download would return).
+    pub fn pending_for(&self, user: &McServiceId) -> Vec<RequestId> {
+        self.lock()
+            .pending
+            .get(user)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many messages wait in the outbox.
+    pub fn outbox_len(&self) -> usize {
+        self.lock().outbox.len()
+    }
+
+    /// Every request's state, by id (for audits and tests).
+    pub fn states(&self) -> BTreeMap<RequestId, RequestState> {
+        self.lock()
+            .requests
+            .iter()
+            .map(|(id, e)| (*id, e.state.clone()))
+            .collect()
+    }
+}
+
+/// Where partner messages for a server arrive: implemented by [`AcmServer`], called by
+/// transports (the in-process network, the HTTP server).
+#[async_trait]
+pub trait PartnerInbox: Send + Sync {
+    /// Receives a message from an authenticated partner system.
+    async fn receive(
+        &self,
+        from: &SystemId,
+        message: PartnerMessage,
+    ) -> Result<PartnerAck, ServiceError>;
+}
+
+#[async_trait]
+impl PartnerInbox for AcmServer {
+    async fn receive(
+        &self,
+        from: &SystemId,
+        message: PartnerMessage,
+    ) -> Result<PartnerAck, ServiceError> {
+        AcmServer::receive(self, from, message).await
+    }
+}
