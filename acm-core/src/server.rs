@@ -158,22 +158,26 @@ struct Inner {
 }
 
 impl Inner {
-    /// Replaces a request's state and keeps the projections in step; returns the users for
-    /// whom the request became pending.
-    fn set_state(
+    /// Replaces a request's state by `f(old)` and keeps the projections in step; returns the
+    /// users for whom the request became pending.
+    fn update(
         &mut self,
         id: RequestId,
-        new: RequestState,
         version: Version,
         ttl: Duration,
+        f: impl FnOnce(RequestState) -> RequestState,
     ) -> Vec<McServiceId> {
         let entry = self.requests.entry(id).or_default();
-        let old = std::mem::replace(&mut entry.state, new);
+        let old = std::mem::take(&mut entry.state);
+        // Only what the projections need of the old state survives the fold.
+        let before: Vec<McServiceId> = old.pending_for().to_vec();
+        let was = old.expires_at(ttl);
+        entry.state = f(old);
         entry.version = version;
         let new = &entry.state;
 
         let mut newly_pending = Vec::new();
-        let (before, after) = (old.pending_for(), new.pending_for());
+        let after = new.pending_for();
         if before != after {
             for user in before.iter().filter(|u| !after.contains(u)) {
                 if let Some(set) = self.pending.get_mut(user) {
@@ -198,7 +202,7 @@ impl Inner {
         } else {
             self.acceptances.remove(&id);
         }
-        let (was, is) = (old.expires_at(ttl), new.expires_at(ttl));
+        let is = new.expires_at(ttl);
         if was != is {
             if let Some(at) = was {
                 self.expiry.remove(&(at, id));
@@ -249,7 +253,7 @@ impl AcmServer {
         }
         let mut inner = Inner::default();
         for (id, entry) in states {
-            inner.set_state(id, entry.state, entry.version, config.pending_ttl);
+            inner.update(id, entry.version, config.pending_ttl, |_| entry.state);
         }
         Ok(Self {
             config,
@@ -315,16 +319,12 @@ impl AcmServer {
             };
             match self.store.append(StreamId(id), expected, batch).await {
                 Ok(appended) => {
-                    let newly_pending = {
-                        let mut inner = self.lock();
-                        let state = inner
-                            .requests
-                            .get_mut(&id)
-                            .map(|e| std::mem::take(&mut e.state))
-                            .unwrap_or_default();
-                        let state = events.iter().fold(state, evolve);
-                        inner.set_state(id, state, appended.last_version(), self.config.pending_ttl)
-                    };
+                    let newly_pending = self.lock().update(
+                        id,
+                        appended.last_version(),
+                        self.config.pending_ttl,
+                        |state| events.iter().fold(state, evolve),
+                    );
                     self.notify_if_logged_on(newly_pending).await;
                     return Ok(events);
                 }
@@ -347,7 +347,7 @@ impl AcmServer {
         drop(events);
         let newly_pending = self
             .lock()
-            .set_state(id, state, version, self.config.pending_ttl);
+            .update(id, version, self.config.pending_ttl, |_| state);
         self.notify_if_logged_on(newly_pending).await;
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! benchmarks, demos and embedding where durability is not needed.
 #![warn(missing_docs)]
 
+pub mod fixture;
 pub mod network;
 pub mod store;
 

@@ -1,0 +1,215 @@
+//! Two interconnected MC systems in one process, ready to run the procedure: system A
+//! (`mc-a.example`, the primary) and system B (`mc-b.example`, the partner), each with an ACM
+//! server on its own memory store, joined by an [`InProcessNetwork`], sharing one
+//! [`ManualClock`]. Used by the demo, the integration tests and the benchmarks.
+//!
+//! The directories hold:
+//! - A: `sip:alice@mc-a.example` may provide ACM requests to B; `sip:mallory@mc-a.example` may
+//!   not. B is home for `mc-b.example` groups.
+//! - B: `sip:bob@mc-b.example` and `sip:carol@mc-b.example` may receive,
+//!   `sip:dave@mc-b.example` may not; `sip:duty-officer@mc-b.example` is held by bob and carol;
+//!   `sip:admin@mc-b.example` is the ACM administrator. A is home for `mc-a.example` groups.
+
+use std::sync::Arc;
+
+use acm_core::directory::StaticDirectory;
+use acm_core::id::{FunctionalAlias, GroupId, McServiceId, SystemId};
+use acm_core::ports::{IdSource, SequentialIds};
+use acm_core::recording::{ManualClock, RecordingHook, RecordingNotifier};
+use acm_core::request::{AcmRequestBody, Target};
+use acm_core::store::StoreError;
+use acm_core::{AcmServer, Event, Ports, ServerConfig, Submission};
+
+use crate::{InProcessNetwork, MemoryStore};
+
+/// Parses a literal identifier of the fixture.
+///
+/// # Panics
+/// When `s` is not a valid identifier: only for the fixture's own literals.
+#[must_use]
+pub fn id<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    match s.parse() {
+        Ok(v) => v,
+        Err(e) => panic!("fixture identifier {s:?}: {e:?}"),
+    }
+}
+
+/// One MC system of the pair.
+#[derive(Debug)]
+pub struct System {
+    /// Its id.
+    pub id: SystemId,
+    /// Its ACM server.
+    pub server: Arc<AcmServer>,
+    /// Its store.
+    pub store: Arc<MemoryStore<Event>>,
+    /// Its directory.
+    pub directory: Arc<StaticDirectory>,
+    /// Notifications its server sent.
+    pub notifier: Arc<RecordingNotifier>,
+    /// Acceptance hook calls on its server.
+    pub hook: Arc<RecordingHook>,
+    config: ServerConfig,
+    ports: Ports,
+}
+
+impl System {
+    async fn open(
+        config: ServerConfig,
+        directory: StaticDirectory,
+        network: &InProcessNetwork,
+        clock: Arc<ManualClock>,
+        ids: Arc<dyn IdSource>,
+    ) -> Result<Self, StoreError> {
+        let directory = Arc::new(directory);
+        let notifier = Arc::new(RecordingNotifier::default());
+        let hook = Arc::new(RecordingHook::default());
+        let ports = Ports {
+            directory: directory.clone(),
+            transport: network.transport(config.system.clone()),
+            notifier: notifier.clone(),
+            hook: hook.clone(),
+            clock,
+            ids,
+        };
+        let store = Arc::new(MemoryStore::new());
+        let server = Arc::new(AcmServer::open(config.clone(), ports.clone(), store.clone()).await?);
+        network.register(config.system.clone(), &server);
+        Ok(Self {
+            id: config.system.clone(),
+            server,
+            store,
+            directory,
+            notifier,
+            hook,
+            config,
+            ports,
+        })
+    }
+
+    /// Restarts the server: a new [`AcmServer`] rebuilt from the same store (sessions, the
+    /// outbox's retry timers and caches are lost, as in a process restart).
+    pub async fn restart(&mut self, network: &InProcessNetwork) -> Result<(), StoreError> {
+        let server =
+            AcmServer::open(self.config.clone(), self.ports.clone(), self.store.clone()).await?;
+        self.server = Arc::new(server);
+        network.register(self.id.clone(), &self.server);
+        Ok(())
+    }
+}
+
+/// Systems A and B, interconnected.
+#[derive(Debug)]
+pub struct TwoSystems {
+    /// The network between them.
+    pub network: InProcessNetwork,
+    /// The clock both use.
+    pub clock: Arc<ManualClock>,
+    /// System A, the primary.
+    pub a: System,
+    /// System B, the partner.
+    pub b: System,
+}
+
+impl TwoSystems {
+    /// Builds both systems with default limits and pending time.
+    pub async fn new() -> Result<Self, StoreError> {
+        Self::with_config(|c| c).await
+    }
+
+    /// Builds both systems, letting `configure` adjust each server's configuration.
+    pub async fn with_config(
+        configure: impl Fn(ServerConfig) -> ServerConfig,
+    ) -> Result<Self, StoreError> {
+        let (a_id, b_id): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
+        let network = InProcessNetwork::new();
+        let clock = Arc::new(ManualClock::default());
+        let dir_a = StaticDirectory::new(a_id.clone())
+            .with_partner(b_id.clone(), vec![b_id.clone()])
+            .with_user(alice(), false)
+            .with_user(id("sip:mallory@mc-a.example"), false)
+            .with_provider(alice(), b_id.clone());
+        let dir_b = StaticDirectory::new(b_id.clone())
+            .with_partner(a_id.clone(), vec![a_id.clone()])
+            .with_provider(bob(), a_id.clone())
+            .with_user(bob(), true)
+            .with_user(carol(), true)
+            .with_user(id("sip:dave@mc-b.example"), false)
+            .with_administrator(id("sip:admin@mc-b.example"));
+        dir_b.set_alias_holders(duty_officer(), vec![bob(), carol()]);
+        let a = System::open(
+            configure(ServerConfig::new(a_id)),
+            dir_a,
+            &network,
+            clock.clone(),
+            Arc::new(SequentialIds::new(0xA)),
+        )
+        .await?;
+        let b = System::open(
+            configure(ServerConfig::new(b_id)),
+            dir_b,
+            &network,
+            clock.clone(),
+            Arc::new(SequentialIds::new(0xB)),
+        )
+        .await?;
+        Ok(Self {
+            network,
+            clock,
+            a,
+            b,
+        })
+    }
+
+    /// Relays on both servers until neither has anything left to send (at most 8 rounds).
+    pub async fn settle(&self) -> Result<(), acm_core::ServiceError> {
+        for _ in 0..8 {
+            let a = self.a.server.tick().await?;
+            let b = self.b.server.tick().await?;
+            if a.relay.acknowledged + b.relay.acknowledged + a.hooks + b.hooks == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `sip:alice@mc-a.example`, authorised to provide group IDs to B.
+pub fn alice() -> McServiceId {
+    id("sip:alice@mc-a.example")
+}
+
+/// `sip:bob@mc-b.example`, a user of B who may receive.
+pub fn bob() -> McServiceId {
+    id("sip:bob@mc-b.example")
+}
+
+/// `sip:carol@mc-b.example`, a user of B who may receive.
+pub fn carol() -> McServiceId {
+    id("sip:carol@mc-b.example")
+}
+
+/// `sip:duty-officer@mc-b.example`, held by bob and carol.
+pub fn duty_officer() -> FunctionalAlias {
+    id("sip:duty-officer@mc-b.example")
+}
+
+/// Interconnection groups homed at A: `sip:tac-1@mc-a.example` … `sip:tac-N@mc-a.example`.
+pub fn groups(n: usize) -> Vec<GroupId> {
+    (1..=n)
+        .map(|i| id(&format!("sip:tac-{i}@mc-a.example")))
+        .collect()
+}
+
+/// A provision of `n` groups from A to `target` in B.
+pub fn provision(target: Target, n: usize) -> Submission {
+    Submission {
+        requester_alias: None,
+        partner: id("mc-b.example"),
+        target,
+        body: AcmRequestBody::provision(groups(n)),
+    }
+}
