@@ -1,1 +1,783 @@
+use super::*;
+use crate::id::GroupId;
+use crate::request::AcmRequestBody;
+use crate::testkit::given;
+use chrono::TimeZone;
+use proptest::prelude::*;
 
+fn id<T: std::str::FromStr>(s: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    s.parse().unwrap()
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()
+}
+fn a() -> SystemId {
+    id("mc-a.example")
+}
+fn b() -> SystemId {
+    id("mc-b.example")
+}
+fn alice() -> McServiceId {
+    id("sip:alice@mc-a.example")
+}
+fn bob() -> McServiceId {
+    id("sip:bob@mc-b.example")
+}
+fn carol() -> McServiceId {
+    id("sip:carol@mc-b.example")
+}
+fn msg(n: u8) -> MessageId {
+    id(&format!("0190a000-0000-7000-8000-0000000000{n:02x}"))
+}
+fn groups(n: usize) -> Vec<GroupId> {
+    (1..=n)
+        .map(|i| id(&format!("sip:tac-{i}@mc-a.example")))
+        .collect()
+}
+fn request_with(target: Target, groups: Vec<GroupId>) -> AcmRequest {
+    AcmRequest {
+        request_id: id("0190a000-0000-7000-8000-000000000aaa"),
+        requester: alice(),
+        requester_alias: None,
+        partner: b(),
+        target,
+        body: AcmRequestBody::provision(groups),
+    }
+}
+fn request() -> AcmRequest {
+    request_with(Target::User(bob()), groups(2))
+}
+fn submit(request: AcmRequest, authorization: Result<(), AuthorizationRefusal>) -> Command {
+    Command::Submit {
+        request,
+        authorization,
+        limits: Limits { max_groups: 3 },
+        message_id: msg(1),
+        at: t0(),
+    }
+}
+fn facts(recipients: Result<Vec<McServiceId>, VerificationFailure>) -> ReceiptFacts {
+    ReceiptFacts {
+        local: b(),
+        interconnected: true,
+        home_domains: vec![a()],
+        recipients,
+        processing: Processing::Manual,
+        limits: Limits { max_groups: 3 },
+    }
+}
+fn receive(request: AcmRequest, facts: ReceiptFacts) -> Command {
+    Command::Receive {
+        from: a(),
+        message_id: msg(1),
+        request,
+        facts,
+        response_message_id: msg(2),
+        at: t0(),
+    }
+}
+fn accepted_by(user: McServiceId) -> AcmResponse {
+    AcmResponse {
+        responder: Responder::User {
+            id: user,
+            alias: None,
+        },
+        outcome: Outcome::Accepted,
+    }
+}
+fn respond(by: McServiceId) -> Command {
+    Command::Respond {
+        by,
+        alias: None,
+        decision: Decision::Accept,
+        message_id: msg(3),
+    }
+}
+
+// ---- primary history builders
+fn submitted() -> Vec<Event> {
+    vec![
+        Event::Submitted {
+            request: request(),
+            at: t0(),
+        },
+        Event::Authorized,
+        Event::Forwarded {
+            to: b(),
+            message_id: msg(1),
+        },
+    ]
+}
+fn acked() -> Vec<Event> {
+    let mut e = submitted();
+    e.push(Event::PartnerStored { message_id: msg(1) });
+    e
+}
+fn answered_at_primary() -> Vec<Event> {
+    let mut e = acked();
+    e.push(Event::ResponseReceived {
+        message_id: msg(3),
+        response: accepted_by(bob()),
+    });
+    e
+}
+
+// ---- partner history builders
+fn stored_for(recipients: Vec<McServiceId>) -> Vec<Event> {
+    vec![
+        Event::Stored {
+            from: a(),
+            message_id: msg(1),
+            request: request(),
+            at: t0(),
+        },
+        Event::Verified { recipients },
+    ]
+}
+fn delivered() -> Vec<Event> {
+    let mut e = stored_for(vec![bob()]);
+    e.push(Event::Delivered { to: bob() });
+    e
+}
+fn responded() -> Vec<Event> {
+    let mut e = delivered();
+    e.push(Event::Responded {
+        message_id: msg(3),
+        response: accepted_by(bob()),
+    });
+    e
+}
+
+#[test]
+fn submit_authorised_is_recorded_and_queued_for_the_partner() {
+    let state = given::<Lifecycle>([])
+        .when(submit(request(), Ok(())))
+        .then(submitted());
+    assert_eq!(
+        state.outbound(),
+        Some((
+            b(),
+            PartnerMessage::Request {
+                message_id: msg(1),
+                request: request()
+            }
+        ))
+    );
+    assert!(state.pending_for().is_empty());
+}
+
+#[test]
+fn submit_unauthorised_records_the_refusal_and_sends_nothing() {
+    let reason = AuthorizationRefusal::NotAuthorized {
+        user: alice(),
+        partner: b(),
+    };
+    let state = given::<Lifecycle>([])
+        .when(submit(request(), Err(reason.clone())))
+        .then([
+            Event::Submitted {
+                request: request(),
+                at: t0(),
+            },
+            Event::AuthorizationRefused { reason },
+        ]);
+    assert_eq!(state.outbound(), None);
+}
+
+#[test]
+fn bad_group_lists_are_refused() {
+    let g = groups(4);
+    given::<Lifecycle>([])
+        .when(submit(request_with(Target::User(bob()), vec![]), Ok(())))
+        .then_error(DomainError::EmptyGroupList);
+    given::<Lifecycle>([])
+        .when(submit(
+            request_with(
+                Target::User(bob()),
+                vec![g[0].clone(), g[1].clone(), g[0].clone()],
+            ),
+            Ok(()),
+        ))
+        .then_error(DomainError::DuplicateGroup {
+            group: g[0].clone(),
+        });
+    given::<Lifecycle>([])
+        .when(submit(request_with(Target::User(bob()), g), Ok(())))
+        .then_error(DomainError::TooManyGroups { count: 4, max: 3 });
+    given::<Lifecycle>([])
+        .when(submit(
+            request_with(Target::User(id("sip:x@mc-c.example")), groups(1)),
+            Ok(()),
+        ))
+        .then_error(DomainError::TargetOutsidePartner { partner: b() });
+}
+
+#[test]
+fn submitting_the_same_request_twice_is_refused() {
+    given::<Lifecycle>(submitted())
+        .when(submit(request(), Ok(())))
+        .then_error(DomainError::RequestExists);
+}
+
+#[test]
+fn partner_ack_is_recorded_once() {
+    let state = given::<Lifecycle>(submitted())
+        .when(Command::RecordPartnerAck { message_id: msg(1) })
+        .then([Event::PartnerStored { message_id: msg(1) }]);
+    assert_eq!(state.outbound(), None);
+    given::<Lifecycle>(acked())
+        .when(Command::RecordPartnerAck { message_id: msg(1) })
+        .then([]);
+    given::<Lifecycle>(submitted())
+        .when(Command::RecordPartnerAck { message_id: msg(9) })
+        .then_error(DomainError::UnexpectedMessage { message_id: msg(9) });
+}
+
+#[test]
+fn receive_stores_verifies_and_makes_the_request_pending() {
+    let state = given::<Lifecycle>([])
+        .when(receive(request(), facts(Ok(vec![bob()]))))
+        .then(stored_for(vec![bob()]));
+    assert_eq!(state.pending_for(), [bob()]);
+    assert_eq!(state.outbound(), None);
+}
+
+#[test]
+fn receive_is_idempotent_by_message_id() {
+    given::<Lifecycle>(stored_for(vec![bob()]))
+        .when(receive(request(), facts(Ok(vec![bob()]))))
+        .then([]);
+    let mut other = receive(request(), facts(Ok(vec![bob()])));
+    if let Command::Receive { message_id, .. } = &mut other {
+        *message_id = msg(7);
+    }
+    given::<Lifecycle>(stored_for(vec![bob()]))
+        .when(other)
+        .then_error(DomainError::RequestIdReused);
+}
+
+#[test]
+fn receive_from_a_stranger_is_refused() {
+    let mut f = facts(Ok(vec![bob()]));
+    f.interconnected = false;
+    given::<Lifecycle>([])
+        .when(receive(request(), f))
+        .then_error(DomainError::NotInterconnected { system: a() });
+}
+
+fn fails_verification(request: AcmRequest, facts: ReceiptFacts, failure: VerificationFailure) {
+    let state = given::<Lifecycle>([])
+        .when(receive(request.clone(), facts))
+        .then([
+            Event::Stored {
+                from: a(),
+                message_id: msg(1),
+                request,
+                at: t0(),
+            },
+            Event::VerificationFailed {
+                failure: failure.clone(),
+            },
+            Event::Responded {
+                message_id: msg(2),
+                response: AcmResponse {
+                    responder: Responder::Server { system: b() },
+                    outcome: Outcome::Rejected {
+                        reason: RejectionReason::Verification { failure },
+                    },
+                },
+            },
+        ]);
+    assert!(state.pending_for().is_empty());
+    assert!(matches!(state.outbound(), Some((to, PartnerMessage::Response { .. })) if to == a()));
+}
+
+#[test]
+fn each_verification_failure_becomes_a_rejected_final_response() {
+    fails_verification(
+        request(),
+        facts(Err(VerificationFailure::UnknownTarget { user: bob() })),
+        VerificationFailure::UnknownTarget { user: bob() },
+    );
+    let mut foreign = facts(Ok(vec![bob()]));
+    foreign.home_domains = vec![id("mc-z.example")];
+    fails_verification(
+        request(),
+        foreign,
+        VerificationFailure::GroupNotHomedAtPrimary {
+            group: groups(1)[0].clone(),
+        },
+    );
+    let mut not_ours = request();
+    not_ours.partner = id("mc-c.example");
+    fails_verification(
+        not_ours,
+        facts(Ok(vec![bob()])),
+        VerificationFailure::NotAddressedToThisSystem {
+            partner: id("mc-c.example"),
+        },
+    );
+    let mut spoofed = request();
+    spoofed.requester = id("sip:eve@mc-e.example");
+    fails_verification(
+        spoofed,
+        facts(Ok(vec![bob()])),
+        VerificationFailure::RequesterNotOfSender,
+    );
+    fails_verification(
+        request_with(Target::User(bob()), vec![]),
+        facts(Ok(vec![bob()])),
+        VerificationFailure::Malformed {
+            error: DomainError::EmptyGroupList,
+        },
+    );
+}
+
+#[test]
+fn automatic_processing_answers_on_receipt() {
+    let mut f = facts(Ok(vec![bob()]));
+    f.processing = Processing::AutoReject;
+    let mut expected = stored_for(vec![bob()]);
+    expected.push(Event::Responded {
+        message_id: msg(2),
+        response: AcmResponse {
+            responder: Responder::Server { system: b() },
+            outcome: Outcome::Rejected {
+                reason: RejectionReason::Policy,
+            },
+        },
+    });
+    let state = given::<Lifecycle>([])
+        .when(receive(request(), f))
+        .then(expected);
+    assert!(state.pending_for().is_empty());
+    assert!(!state.acceptance_due());
+}
+
+#[test]
+fn deliver_before_stored_is_refused() {
+    given::<Lifecycle>([])
+        .when(Command::Deliver { to: bob() })
+        .then_error(DomainError::NotStored);
+    given::<Lifecycle>(submitted())
+        .when(Command::Deliver { to: bob() })
+        .then_error(DomainError::WrongSide);
+}
+
+#[test]
+fn deliver_records_each_recipient_once() {
+    given::<Lifecycle>(stored_for(vec![bob()]))
+        .when(Command::Deliver { to: bob() })
+        .then([Event::Delivered { to: bob() }]);
+    given::<Lifecycle>(delivered())
+        .when(Command::Deliver { to: bob() })
+        .then([]);
+    given::<Lifecycle>(delivered())
+        .when(Command::Deliver { to: carol() })
+        .then_error(DomainError::NotARecipient { user: carol() });
+}
+
+#[test]
+fn respond_rules() {
+    let state = given::<Lifecycle>(delivered())
+        .when(respond(bob()))
+        .then([Event::Responded {
+            message_id: msg(3),
+            response: accepted_by(bob()),
+        }]);
+    assert!(state.acceptance_due());
+    assert!(state.pending_for().is_empty());
+    // Respond twice.
+    given::<Lifecycle>(responded())
+        .when(respond(bob()))
+        .then_error(DomainError::Closed {
+            closure: Closure::Answered,
+        });
+    // Respond by a user who is not the selected one.
+    given::<Lifecycle>(delivered())
+        .when(respond(carol()))
+        .then_error(DomainError::NotARecipient { user: carol() });
+    // Respond before delivery.
+    given::<Lifecycle>(stored_for(vec![bob()]))
+        .when(respond(bob()))
+        .then_error(DomainError::NotDelivered { user: bob() });
+    // Respond to a request never stored.
+    given::<Lifecycle>([])
+        .when(respond(bob()))
+        .then_error(DomainError::NotStored);
+    // Overlong reason.
+    given::<Lifecycle>(delivered())
+        .when(Command::Respond {
+            by: bob(),
+            alias: None,
+            decision: Decision::Reject {
+                reason: Some("x".repeat(MAX_REASON_LEN + 1)),
+            },
+            message_id: msg(3),
+        })
+        .then_error(DomainError::ReasonTooLong {
+            len: MAX_REASON_LEN + 1,
+            max: MAX_REASON_LEN,
+        });
+}
+
+#[test]
+fn first_answer_wins_among_alias_holders() {
+    let mut history = stored_for(vec![bob(), carol()]);
+    history.extend([
+        Event::Delivered { to: bob() },
+        Event::Delivered { to: carol() },
+    ]);
+    history.push(Event::Responded {
+        message_id: msg(3),
+        response: accepted_by(carol()),
+    });
+    given::<Lifecycle>(history)
+        .when(respond(bob()))
+        .then_error(DomainError::Closed {
+            closure: Closure::Answered,
+        });
+}
+
+#[test]
+fn response_to_an_unknown_request_is_refused() {
+    given::<Lifecycle>([])
+        .when(Command::ReceiveResponse {
+            from: b(),
+            message_id: msg(3),
+            response: accepted_by(bob()),
+        })
+        .then_error(DomainError::UnknownRequest);
+}
+
+#[test]
+fn response_rules_at_the_primary() {
+    let state = given::<Lifecycle>(acked())
+        .when(Command::ReceiveResponse {
+            from: b(),
+            message_id: msg(3),
+            response: accepted_by(bob()),
+        })
+        .then([Event::ResponseReceived {
+            message_id: msg(3),
+            response: accepted_by(bob()),
+        }]);
+    assert_eq!(state.pending_for(), [alice()]);
+    // The same response again is a harmless repeat; another is refused.
+    given::<Lifecycle>(answered_at_primary())
+        .when(Command::ReceiveResponse {
+            from: b(),
+            message_id: msg(3),
+            response: accepted_by(bob()),
+        })
+        .then([]);
+    given::<Lifecycle>(answered_at_primary())
+        .when(Command::ReceiveResponse {
+            from: b(),
+            message_id: msg(4),
+            response: accepted_by(bob()),
+        })
+        .then_error(DomainError::ResponseExists);
+    // Only from the partner the request went to.
+    given::<Lifecycle>(acked())
+        .when(Command::ReceiveResponse {
+            from: id("mc-c.example"),
+            message_id: msg(3),
+            response: accepted_by(bob()),
+        })
+        .then_error(DomainError::NotTheSender {
+            system: id("mc-c.example"),
+        });
+    // A response may overtake the partner's lost acknowledgement.
+    let state = given::<Lifecycle>(submitted())
+        .when(Command::ReceiveResponse {
+            from: b(),
+            message_id: msg(3),
+            response: accepted_by(bob()),
+        })
+        .then([Event::ResponseReceived {
+            message_id: msg(3),
+            response: accepted_by(bob()),
+        }]);
+    assert_eq!(
+        state.outbound(),
+        None,
+        "no need to resend the request once answered"
+    );
+}
+
+#[test]
+fn response_delivery_at_the_primary() {
+    given::<Lifecycle>(acked())
+        .when(Command::DeliverResponse { to: alice() })
+        .then_error(DomainError::NoPendingResponse);
+    given::<Lifecycle>(answered_at_primary())
+        .when(Command::DeliverResponse { to: bob() })
+        .then_error(DomainError::NotTheRequester { user: bob() });
+    let state = given::<Lifecycle>(answered_at_primary())
+        .when(Command::DeliverResponse { to: alice() })
+        .then([Event::ResponseDelivered { to: alice() }]);
+    assert!(state.pending_for().is_empty());
+}
+
+#[test]
+fn withdrawal_at_the_partner_before_and_after_delivery() {
+    let state = given::<Lifecycle>(stored_for(vec![bob()]))
+        .when(Command::ReceiveWithdrawal { from: a() })
+        .then([Event::Withdrawn]);
+    assert!(state.pending_for().is_empty());
+    given::<Lifecycle>(delivered())
+        .when(Command::ReceiveWithdrawal { from: a() })
+        .then([]);
+    given::<Lifecycle>(stored_for(vec![bob()]))
+        .when(Command::ReceiveWithdrawal {
+            from: id("mc-c.example"),
+        })
+        .then_error(DomainError::NotTheSender {
+            system: id("mc-c.example"),
+        });
+    let mut withdrawn = stored_for(vec![bob()]);
+    withdrawn.push(Event::Withdrawn);
+    given::<Lifecycle>(withdrawn)
+        .when(Command::Deliver { to: bob() })
+        .then_error(DomainError::Closed {
+            closure: Closure::Withdrawn,
+        });
+}
+
+#[test]
+fn withdrawal_at_the_primary() {
+    let state = given::<Lifecycle>(acked())
+        .when(Command::RequestWithdrawal {
+            by: alice(),
+            message_id: msg(5),
+        })
+        .then([Event::WithdrawalRequested {
+            by: alice(),
+            message_id: msg(5),
+        }]);
+    assert!(
+        matches!(state.outbound(), Some((_, PartnerMessage::Withdrawal { message_id, .. })) if message_id == msg(5))
+    );
+    let mut requested = acked();
+    requested.push(Event::WithdrawalRequested {
+        by: alice(),
+        message_id: msg(5),
+    });
+    given::<Lifecycle>(requested.clone())
+        .when(Command::RequestWithdrawal {
+            by: alice(),
+            message_id: msg(6),
+        })
+        .then_error(DomainError::NotWithdrawable);
+    given::<Lifecycle>(requested.clone())
+        .when(Command::RecordWithdrawalOutcome {
+            message_id: msg(5),
+            withdrawn: false,
+        })
+        .then([Event::WithdrawalRefused]);
+    let state = given::<Lifecycle>(requested)
+        .when(Command::RecordWithdrawalOutcome {
+            message_id: msg(5),
+            withdrawn: true,
+        })
+        .then([Event::Withdrawn]);
+    assert_eq!(state.outbound(), None);
+    given::<Lifecycle>(answered_at_primary())
+        .when(Command::RequestWithdrawal {
+            by: alice(),
+            message_id: msg(5),
+        })
+        .then_error(DomainError::Closed {
+            closure: Closure::Answered,
+        });
+}
+
+#[test]
+fn expiry() {
+    let ttl = Duration::hours(1);
+    let expire = |now| Command::Expire {
+        now,
+        ttl,
+        message_id: msg(8),
+    };
+    given::<Lifecycle>(delivered())
+        .when(expire(t0() + Duration::minutes(59)))
+        .then_error(DomainError::NotDue);
+    let state = given::<Lifecycle>(delivered())
+        .when(expire(t0() + ttl))
+        .then([
+            Event::Expired,
+            Event::Responded {
+                message_id: msg(8),
+                response: AcmResponse {
+                    responder: Responder::Server { system: b() },
+                    outcome: Outcome::Rejected {
+                        reason: RejectionReason::Expired,
+                    },
+                },
+            },
+        ]);
+    assert!(state.pending_for().is_empty());
+    given::<Lifecycle>(responded())
+        .when(expire(t0() + ttl))
+        .then_error(DomainError::Closed {
+            closure: Closure::Answered,
+        });
+}
+
+#[test]
+fn acceptance_applied_once_and_only_after_acceptance() {
+    given::<Lifecycle>(responded())
+        .when(Command::RecordAcceptanceApplied)
+        .then([Event::AcceptanceApplied]);
+    let mut applied = responded();
+    applied.push(Event::AcceptanceApplied);
+    given::<Lifecycle>(applied)
+        .when(Command::RecordAcceptanceApplied)
+        .then([]);
+    given::<Lifecycle>(delivered())
+        .when(Command::RecordAcceptanceApplied)
+        .then_error(DomainError::NotAccepted);
+}
+
+#[test]
+fn response_ack_at_the_partner() {
+    let state = given::<Lifecycle>(responded())
+        .when(Command::RecordResponseAck { message_id: msg(3) })
+        .then([Event::ResponseForwarded { message_id: msg(3) }]);
+    assert_eq!(state.outbound(), None);
+    given::<Lifecycle>(responded())
+        .when(Command::RecordResponseAck { message_id: msg(1) })
+        .then_error(DomainError::UnexpectedMessage { message_id: msg(1) });
+}
+
+// ---- properties over random command sequences
+
+fn any_command() -> impl Strategy<Value = Command> {
+    let user = prop_oneof![Just(bob()), Just(carol()), Just(alice())];
+    let m = (1u8..6).prop_map(msg);
+    prop_oneof![
+        (any::<bool>(), 0usize..5).prop_map(|(ok, n)| submit(
+            request_with(Target::User(bob()), groups(n)),
+            if ok {
+                Ok(())
+            } else {
+                Err(AuthorizationRefusal::NotAPartner { partner: b() })
+            }
+        )),
+        m.clone()
+            .prop_map(|message_id| Command::RecordPartnerAck { message_id }),
+        (m.clone(), user.clone()).prop_map(|(message_id, u)| Command::ReceiveResponse {
+            from: b(),
+            message_id,
+            response: accepted_by(u)
+        }),
+        user.clone().prop_map(|to| Command::DeliverResponse { to }),
+        (user.clone(), m.clone())
+            .prop_map(|(by, message_id)| Command::RequestWithdrawal { by, message_id }),
+        (m.clone(), any::<bool>()).prop_map(|(message_id, withdrawn)| {
+            Command::RecordWithdrawalOutcome {
+                message_id,
+                withdrawn,
+            }
+        }),
+        prop_oneof![
+            Just(Ok(vec![bob()])),
+            Just(Ok(vec![bob(), carol()])),
+            Just(Err(VerificationFailure::NoAdministrator))
+        ]
+        .prop_map(|r| receive(request(), facts(r))),
+        Just(Command::ReceiveWithdrawal { from: a() }),
+        user.clone().prop_map(|to| Command::Deliver { to }),
+        (user, any::<bool>(), m.clone()).prop_map(|(by, accept, message_id)| Command::Respond {
+            by,
+            alias: None,
+            decision: if accept {
+                Decision::Accept
+            } else {
+                Decision::Reject { reason: None }
+            },
+            message_id
+        }),
+        m.clone()
+            .prop_map(|message_id| Command::RecordResponseAck { message_id }),
+        (0i64..120, m).prop_map(|(mins, message_id)| Command::Expire {
+            now: t0() + Duration::minutes(mins),
+            ttl: Duration::hours(1),
+            message_id
+        }),
+        Just(Command::RecordAcceptanceApplied),
+    ]
+}
+
+proptest! {
+    /// Lifecycle rules that hold whatever commands arrive in whatever order.
+    #[test]
+    fn lifecycle_invariants(commands in proptest::collection::vec(any_command(), 1..60)) {
+        let mut state = RequestState::Empty;
+        let mut log: Vec<Event> = Vec::new();
+        for command in &commands {
+            let before = state.clone();
+            match decide(&state, command) {
+                Err(_) => {}
+                Ok(events) => {
+                    // A repeat decides nothing; deciding again on the new state is a no-op
+                    // for idempotent commands.
+                    for e in &events {
+                        state = evolve(state, e);
+                    }
+                    log.extend(events);
+                }
+            }
+            // Deciding is pure: the same input gives the same output.
+            prop_assert_eq!(decide(&before, command), decide(&before, command));
+        }
+        // Replaying the log gives the live state.
+        prop_assert_eq!(Lifecycle::fold(&log), state.clone());
+        let count = |t: &str| log.iter().filter(|e| e.event_type() == t).count();
+        // At most one final response, one response received, one delivery of it, one hook.
+        prop_assert!(count("responded") <= 1);
+        prop_assert!(count("response_received") <= 1);
+        prop_assert!(count("response_delivered") <= 1);
+        prop_assert!(count("acceptance_applied") <= 1);
+        // A request lives on one side only.
+        prop_assert!(count("submitted") + count("stored") <= 1);
+        // A response is delivered only after it was stored.
+        if let Some(d) = log.iter().position(|e| e.event_type() == "response_delivered") {
+            let r = log.iter().position(|e| e.event_type() == "response_received");
+            prop_assert!(r.is_some_and(|r| r < d));
+        }
+        // Nothing is delivered after the request closed, and a response needs a delivery
+        // (unless the server answered).
+        if let RequestState::Partner(p) = &state {
+            if let Some((_, AcmResponse { responder: Responder::User { id, .. }, .. })) = &p.response {
+                prop_assert!(p.delivered_to.contains(id));
+            }
+            prop_assert!(!(p.withdrawn && p.response.is_some()));
+        }
+        // Pending users are exactly the open recipients.
+        match &state {
+            RequestState::Partner(p) if p.is_open() => prop_assert!(!state.pending_for().is_empty()),
+            RequestState::Partner(_) => prop_assert!(state.pending_for().is_empty()),
+            _ => {}
+        }
+    }
+
+    /// Evolve is total: any event on any state gives a state, never a panic.
+    #[test]
+    fn evolve_is_total(commands in proptest::collection::vec(any_command(), 0..20), extra in proptest::collection::vec(any_command(), 0..20)) {
+        let mut events = Vec::new();
+        let mut state = RequestState::Empty;
+        for c in commands.iter().chain(&extra) {
+            if let Ok(es) = decide(&RequestState::Empty, c) { events.extend(es); }
+            if let Ok(es) = decide(&state, c) { for e in &es { state = evolve(state, e); } }
+        }
+        // Fold arbitrary (possibly nonsensical) sequences: must not panic.
+        let _ = Lifecycle::fold(&events);
+    }
+}

@@ -3,7 +3,7 @@
 //! Use [`conformance_tests!`](crate::conformance_tests) in an adapter crate's tests to get one
 //! `#[test]` per guarantee, plus a property test against a reference model:
 //!
-//! ```ignore
+//! ```text
 //! acm_core::conformance_tests!(acm_store_memory::MemoryStore::new());
 //! ```
 
