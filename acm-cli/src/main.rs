@@ -1,1 +1,56 @@
-fn main() {}
+//! The `acm` binary: `demo` plays the 14-step procedure between two in-process ACM servers;
+//! `audit` replays and inspects exported event logs.
+// The binary's standard output is its user interface.
+#![allow(clippy::print_stdout)]
+
+mod audit;
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ACM between interconnected MC systems.
+#[derive(Debug, Parser)]
+#[command(name = "acm", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Play interconnection group identity provision, steps 1–14, between MC systems A and B
+    /// in one process, printing what each ACM server records.
+    Demo {
+        /// Also write each system's event log as JSON Lines into this directory
+        /// (`mc-a.example.jsonl`, `mc-b.example.jsonl`), for `acm audit`.
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// Audit an exported event log (JSON Lines).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCmd,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Demo { export } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| rt.block_on(demo::run(export.as_deref()))),
+        Cmd::Audit { command } => audit::run(&command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("acm: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -146,7 +146,10 @@ pub fn summary(event: &Event) -> String {
         Event::Forwarded { to, message_id } => format!("forward to {to} (message {message_id})"),
         Event::PartnerStored { .. } => "partner acknowledged: stored".into(),
         Event::ResponseReceived { response, .. } => {
-            format!("response stored: {:?}", response.outcome)
+            format!(
+                "response stored: {} by {}",
+                response.outcome, response.responder
+            )
         }
         Event::ResponseDelivered { to } => format!("response delivered to {to}"),
         Event::WithdrawalRequested { by, .. } => format!("{by} asks to withdraw"),
@@ -167,7 +170,9 @@ pub fn summary(event: &Event) -> String {
         ),
         Event::VerificationFailed { failure } => format!("verification failed: {failure}"),
         Event::Delivered { to } => format!("delivered to {to}"),
-        Event::Responded { response, .. } => format!("responded: {:?}", response.outcome),
+        Event::Responded { response, .. } => {
+            format!("responded: {} by {}", response.outcome, response.responder)
+        }
         Event::ResponseForwarded { .. } => "primary acknowledged the response".into(),
         Event::Expired => "expired".into(),
         Event::AcceptanceApplied => "acceptance hook applied".into(),

@@ -269,6 +269,40 @@ pub struct AcmResponse {
     pub outcome: Outcome,
 }
 
+impl fmt::Display for Responder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User { id, alias: None } => id.fmt(f),
+            Self::User {
+                id,
+                alias: Some(alias),
+            } => write!(f, "{id} as {alias}"),
+            Self::Server { system } => write!(f, "the ACM server of {system}"),
+        }
+    }
+}
+
+impl fmt::Display for RejectionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User { text: None } => f.write_str("by the user"),
+            Self::User { text: Some(t) } => write!(f, "by the user: {t:?}"),
+            Self::Policy => f.write_str("by local policy"),
+            Self::Verification { failure } => write!(f, "verification failed: {failure}"),
+            Self::Expired => f.write_str("expired"),
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Accepted => f.write_str("accepted"),
+            Self::Rejected { reason } => write!(f, "rejected ({reason})"),
+        }
+    }
+}
+
 /// A partner user's answer to a delivered request (step 9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "decision")]

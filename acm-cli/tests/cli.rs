@@ -1,0 +1,83 @@
+//! The `acm` binary as a user runs it.
+
+use std::process::Command;
+
+fn acm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_acm"))
+        .args(args)
+        .output()
+        .expect("run acm");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn demo_plays_every_step_and_exports_logs_that_audit_replays() {
+    let dir = std::env::temp_dir().join(format!("acm-cli-test-{}", std::process::id()));
+    let (ok, out, err) = acm(&["demo", "--export", dir.to_str().unwrap()]);
+    assert!(ok, "demo failed: {err}");
+    for step in [
+        "[1-2]", "[3-4b]", "[5]", "[6-7a]", "[7b-8]", "[9]", "[10-11]", "[12-13a]", "[13b-14]",
+    ] {
+        assert!(out.contains(step), "step {step} missing from:\n{out}");
+    }
+    assert!(out.contains("learns the group IDs: sip:tac-1@mc-a.example, sip:tac-2@mc-a.example"));
+    assert!(out.contains("learns: accepted by sip:bob@mc-b.example"));
+    assert!(out.contains("6 events at A, 6 at B"));
+
+    let a_log = dir.join("mc-a.example.jsonl");
+    let (ok, out, err) = acm(&["audit", "replay", a_log.to_str().unwrap()]);
+    assert!(ok, "replay failed: {err}");
+    assert!(out.starts_with("6 events, 1 requests"), "{out}");
+    assert!(out.contains("response: accepted"), "{out}");
+    let request = out
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+
+    let (ok, out, _) = acm(&["audit", "timeline", a_log.to_str().unwrap(), &request]);
+    assert!(ok);
+    let types: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().nth(4).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "submitted",
+            "authorized",
+            "forwarded",
+            "partner_stored",
+            "response_received",
+            "response_delivered"
+        ]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn audit_refuses_bad_input_with_a_clear_message() {
+    let dir = std::env::temp_dir().join(format!("acm-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{\"not\":1}\n").unwrap();
+    let (ok, _, err) = acm(&["audit", "replay", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("line 1"), "{err}");
+    let (ok, _, err) = acm(&[
+        "audit",
+        "replay",
+        dir.join("missing.jsonl").to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(err.contains("missing.jsonl"), "{err}");
+    let (ok, _, err) = acm(&["audit", "timeline", bad.to_str().unwrap(), "not-a-uuid"]);
+    assert!(!ok);
+    assert!(err.contains("invalid request ID"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
