@@ -1,7 +1,7 @@
 //! A directory held in memory: configuration as data, for embedding, tests and the demo.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
@@ -199,5 +199,77 @@ impl Recipients for StaticDirectory {
 impl ProcessingPolicy for StaticDirectory {
     async fn processing(&self, kind: AcmRequestKind, _from: &SystemId) -> Processing {
         self.read(|t| t.processing.get(&kind).copied().unwrap_or_default())
+    }
+}
+
+/// A [`Directory`](crate::ports::Directory) assembled from one implementation of each part,
+/// so that a vendor replaces only the parts it has (say, its own user database as
+/// [`Recipients`]) and keeps the others.
+///
+/// ```
+/// use std::sync::Arc;
+/// use acm_core::directory::{ComposedDirectory, StaticDirectory};
+/// let config = Arc::new(StaticDirectory::new("mc-b.example".parse().unwrap()));
+/// let directory = ComposedDirectory { recipients: config.clone(), ..ComposedDirectory::from(config) };
+/// # let _: Arc<dyn acm_core::ports::Directory> = Arc::new(directory);
+/// ```
+#[derive(Clone)]
+pub struct ComposedDirectory {
+    /// Step 2.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Partners and their home domains.
+    pub interconnections: Arc<dyn Interconnections>,
+    /// Users, aliases, administrators.
+    pub recipients: Arc<dyn Recipients>,
+    /// Manual or automatic processing.
+    pub processing: Arc<dyn ProcessingPolicy>,
+}
+
+impl std::fmt::Debug for ComposedDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComposedDirectory").finish_non_exhaustive()
+    }
+}
+
+impl From<Arc<StaticDirectory>> for ComposedDirectory {
+    fn from(d: Arc<StaticDirectory>) -> Self {
+        Self {
+            authorizer: d.clone(),
+            interconnections: d.clone(),
+            recipients: d.clone(),
+            processing: d,
+        }
+    }
+}
+
+#[async_trait]
+impl Authorizer for ComposedDirectory {
+    async fn authorize(&self, request: &AcmRequest) -> Result<(), AuthorizationRefusal> {
+        self.authorizer.authorize(request).await
+    }
+}
+
+#[async_trait]
+impl Interconnections for ComposedDirectory {
+    async fn partner_home_domains(&self, system: &SystemId) -> Option<Vec<SystemId>> {
+        self.interconnections.partner_home_domains(system).await
+    }
+}
+
+#[async_trait]
+impl Recipients for ComposedDirectory {
+    async fn resolve(
+        &self,
+        target: &Target,
+        kind: AcmRequestKind,
+    ) -> Result<Vec<McServiceId>, VerificationFailure> {
+        self.recipients.resolve(target, kind).await
+    }
+}
+
+#[async_trait]
+impl ProcessingPolicy for ComposedDirectory {
+    async fn processing(&self, kind: AcmRequestKind, from: &SystemId) -> Processing {
+        self.processing.processing(kind, from).await
     }
 }

@@ -74,6 +74,35 @@ pub struct Ports {
     pub ids: Arc<dyn IdSource>,
 }
 
+impl Ports {
+    /// Ports with a directory and a transport, and defaults for the rest: no notifier, no
+    /// hook, the system clock, random version 7 ids.
+    pub fn new(directory: Arc<dyn Directory>, transport: Arc<dyn PartnerTransport>) -> Self {
+        Self {
+            directory,
+            transport,
+            notifier: Arc::new(crate::ports::NoNotifier),
+            hook: Arc::new(crate::ports::NoHook),
+            clock: Arc::new(crate::ports::SystemClock),
+            ids: Arc::new(crate::ports::V7Ids),
+        }
+    }
+
+    /// Replaces the notifier.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: Arc<dyn ClientNotifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Replaces the acceptance hook.
+    #[must_use]
+    pub fn with_hook(mut self, hook: Arc<dyn AcceptanceHook>) -> Self {
+        self.hook = hook;
+        self
+    }
+}
+
 impl std::fmt::Debug for Ports {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ports").finish_non_exhaustive()
@@ -91,6 +120,22 @@ pub struct Submission {
     pub target: Target,
     /// What.
     pub body: AcmRequestBody,
+}
+
+impl Submission {
+    /// An interconnection group identity provision of `groups` to `target` in `partner`.
+    pub fn provision(
+        partner: SystemId,
+        target: Target,
+        groups: impl IntoIterator<Item = crate::id::GroupId>,
+    ) -> Self {
+        Self {
+            requester_alias: None,
+            partner,
+            target,
+            body: AcmRequestBody::provision(groups),
+        }
+    }
 }
 
 /// Why a service call failed.
