@@ -1,6 +1,5 @@
-//! Embedding acm: a vendor's partner-side ACM server (B) with its own user database, push
-//! channel and configuration management hook, receiving a provision from a primary (A).
-//! Run: `cargo run -p acm-store-memory --example embed`.
+//! A vendor's ACM servers with its own user database, push channel and configuration
+//! management hook. Run: `cargo run -p acm-store-memory --example embed`.
 #![allow(clippy::print_stdout)] // an example talks to its reader
 
 use std::sync::Arc;
@@ -9,7 +8,7 @@ use acm_core::directory::{ComposedDirectory, StaticDirectory};
 use acm_core::id::{McServiceId, SystemId};
 use acm_core::pending::PendingItem;
 use acm_core::ports::*;
-use acm_core::request::*;
+use acm_core::request::{Decision::Accept, *};
 use acm_core::{AcmServer, Ports, ServerConfig, Submission};
 use acm_store_memory::{InProcessNetwork, MemoryStore};
 use async_trait::async_trait;
@@ -84,10 +83,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let request = server_a.submit(&alice, submission).await?; // steps 1-2
         server_a.tick().await?; // steps 3-4b: the relay forwards it
         server_b.log_on(&bob).await; // steps 6-7a: the push fires
-        let pending = server_b.download_pending(&bob).await?; // steps 7b-8
-        println!("bob has {} pending item(s)", pending.items.len());
-        let accept = Decision::Accept;
-        server_b.respond(&bob, None, request, accept).await?; // step 9
+        let pending = server_b.download_pending(&bob).await?.items; // steps 7b-8
+        println!("bob has {} pending item(s)", pending.len());
+        server_b.respond(&bob, None, request, Accept).await?; // step 9
         server_b.tick().await?; // steps 10-11 and the acceptance hook
         server_a.log_on(&alice).await; // steps 12-13a
         for item in server_a.download_pending(&alice).await?.items {
