@@ -58,6 +58,7 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+#[allow(clippy::too_many_lines)] // the procedure, step by step, reads best in one place
 pub async fn run(export: Option<&Path>) -> Result<(), String> {
     let sys = TwoSystems::new().await.map_err(err)?;
     let (a, b) = (&sys.a, &sys.b);
@@ -167,15 +168,19 @@ pub async fn run(export: Option<&Path>) -> Result<(), String> {
         b.store.len()
     );
     if let Some(dir) = export {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        for system in [a, b] {
-            let path = dir.join(format!("{}.jsonl", system.id));
-            let file =
-                std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let log: Vec<acm_core::Envelope<Event>> = system.store.snapshot();
-            export_jsonl(std::io::BufWriter::new(file), &log).map_err(err)?;
-            println!("wrote {}", path.display());
-        }
+        write_logs(dir, [a, b])?;
+    }
+    Ok(())
+}
+
+fn write_logs(dir: &Path, systems: [&System; 2]) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for system in systems {
+        let path = dir.join(format!("{}.jsonl", system.id));
+        let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let log: Vec<acm_core::Envelope<Event>> = system.store.snapshot();
+        export_jsonl(std::io::BufWriter::new(file), &log).map_err(err)?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }

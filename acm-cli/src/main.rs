@@ -1,7 +1,7 @@
 //! The `acm` binary: `demo` plays the 14-step procedure between two in-process ACM servers;
 //! `audit` replays and inspects exported event logs.
 // The binary's standard output is its user interface.
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod audit;
 mod demo;

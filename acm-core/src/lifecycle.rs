@@ -248,6 +248,9 @@ pub enum Verification {
 }
 
 /// One request as the partner ACM server sees it.
+// Each flag is a distinct fact recorded by its own event; an enum would merge facts that
+// combine (an expired request still has its response forwarded and acknowledged).
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerState {
     /// The request.
@@ -943,18 +946,14 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
                 Event::VerificationFailed { failure } => {
                     p.verification = Verification::Failed(failure.clone());
                 }
-                Event::Delivered { to } => {
-                    if !p.delivered_to.contains(to) {
-                        p.delivered_to.push(to.clone());
-                    }
+                Event::Delivered { to } if !p.delivered_to.contains(to) => {
+                    p.delivered_to.push(to.clone());
                 }
                 Event::Responded {
                     message_id,
                     response,
-                } => {
-                    if p.response.is_none() {
-                        p.response = Some((*message_id, response.clone()));
-                    }
+                } if p.response.is_none() => {
+                    p.response = Some((*message_id, response.clone()));
                 }
                 Event::ResponseForwarded { .. } => p.response_forwarded = true,
                 Event::Expired => p.expired = true,

@@ -7,21 +7,20 @@ use std::sync::Arc;
 use acm_core::directory::{ComposedDirectory, StaticDirectory};
 use acm_core::id::{McServiceId, SystemId};
 use acm_core::pending::PendingItem;
-use acm_core::ports::*;
-use acm_core::request::{Decision::Accept, *};
+use acm_core::ports::{AcceptanceHook as Hook, ClientNotifier, Directory, HookError};
+use acm_core::ports::{PendingAcmDataNotification as Pending, Recipients};
+use acm_core::request::Decision::Accept;
+use acm_core::request::{AcmRequest, AcmRequestKind, AcmResponse, Target, VerificationFailure};
 use acm_core::{AcmServer, Ports, ServerConfig, Submission};
 use acm_store_memory::{InProcessNetwork, MemoryStore};
 use async_trait::async_trait;
 
 /// The vendor's user database: every user of mc-b.example may receive.
 struct VendorUsers;
+type Resolved = Result<Vec<McServiceId>, VerificationFailure>;
 #[async_trait]
 impl Recipients for VendorUsers {
-    async fn resolve(
-        &self,
-        t: &Target,
-        _: AcmRequestKind,
-    ) -> Result<Vec<McServiceId>, VerificationFailure> {
+    async fn resolve(&self, t: &Target, _: AcmRequestKind) -> Resolved {
         match t {
             Target::User(u) if u.host() == "mc-b.example" => Ok(vec![u.clone()]),
             Target::User(u) => Err(VerificationFailure::UnknownTarget { user: u.clone() }),
@@ -34,7 +33,7 @@ impl Recipients for VendorUsers {
 struct Push;
 #[async_trait]
 impl ClientNotifier for Push {
-    async fn notify(&self, n: PendingAcmDataNotification) {
+    async fn notify(&self, n: Pending) {
         println!("push to {}: pending ACM data", n.mc_service_id);
     }
 }
@@ -42,7 +41,7 @@ impl ClientNotifier for Push {
 /// The vendor's configuration management server.
 struct AddToProfiles;
 #[async_trait]
-impl AcceptanceHook for AddToProfiles {
+impl Hook for AddToProfiles {
     async fn accepted(&self, r: &AcmRequest, _: &AcmResponse) -> Result<(), HookError> {
         println!(
             "CMS: configure {} group(s) for {}",

@@ -1,5 +1,7 @@
 //! The whole procedure, steps 1–14, between systems A and B in one process, and its failure
 //! paths, asserting what each server recorded after each step.
+// A failed unwrap is a failed test; a scenario reads best as one function.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 use acm_core::Event;
 use acm_core::error::{Closure, DomainError};
@@ -394,7 +396,7 @@ fn message_from_a_system_that_is_not_a_partner_is_refused_and_not_stored() {
         let message = crafted(&sys, &["sip:tac-1@mc-a.example"]);
         match sys.b.server.receive(&stranger, message).await {
             Err(ServiceError::Domain(DomainError::NotInterconnected { system })) => {
-                assert_eq!(system, stranger)
+                assert_eq!(system, stranger);
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
@@ -772,7 +774,7 @@ fn respond_before_delivery_and_by_a_stranger_are_refused() {
             .await
         {
             Err(ServiceError::Domain(DomainError::NotDelivered { user })) => {
-                assert_eq!(user, bob())
+                assert_eq!(user, bob());
             }
             other => panic!("expected not delivered, got {other:?}"),
         }
@@ -783,7 +785,7 @@ fn respond_before_delivery_and_by_a_stranger_are_refused() {
             .await
         {
             Err(ServiceError::Domain(DomainError::NotARecipient { user })) => {
-                assert_eq!(user, carol())
+                assert_eq!(user, carol());
             }
             other => panic!("expected not a recipient, got {other:?}"),
         }

@@ -410,7 +410,7 @@ pub fn concurrent_writers<S: EventStore<TestEvent>>(store: &S) {
                     Ok(Ok(_)) => 1,
                     Ok(Err(StoreError::Conflict { .. })) => 0,
                     Ok(Err(e)) => panic!("unexpected error: {e}"),
-                    Err(_) => panic!("writer thread panicked"),
+                    Err(payload) => std::panic::resume_unwind(payload),
                 })
                 .sum()
         });

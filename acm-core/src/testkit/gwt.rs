@@ -70,6 +70,7 @@ where
 
     /// Asserts that the command was refused with this error.
     #[track_caller]
+    #[allow(clippy::needless_pass_by_value)] // reads like the specification it is
     pub fn then_error(self, expected: D::Error) {
         match self.result {
             Ok(events) => panic!(
