@@ -29,6 +29,18 @@ fn types(store: &MemoryStore<Event>, request: RequestId) -> Vec<String> {
         .collect()
 }
 
+/// Steps 1–4b: alice submits `n` groups for `target` and both servers settle.
+async fn submit_and_settle(sys: &TwoSystems, target: Target, n: usize) -> RequestId {
+    let request = sys
+        .a
+        .server
+        .submit(&alice(), provision(target, n))
+        .await
+        .unwrap();
+    sys.settle().await.unwrap();
+    request
+}
+
 fn users(n: &[acm_core::ports::PendingAcmDataNotification]) -> Vec<McServiceId> {
     n.iter().map(|n| n.mc_service_id.clone()).collect()
 }
@@ -503,13 +515,7 @@ fn functional_alias_offers_to_every_holder_and_first_answer_wins() {
 fn partner_server_target_is_stored_for_administrators() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::PartnerServer, 3))
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
+        let request = submit_and_settle(&sys, Target::PartnerServer, 3).await;
         assert_eq!(
             sys.b.server.pending_for(&id("sip:admin@mc-b.example")),
             [request]
@@ -525,13 +531,7 @@ fn automatic_processing_answers_on_receipt() {
             AcmRequestKind::InterconnectionGroupIdentityProvision,
             Processing::AutoAccept,
         );
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
+        let request = submit_and_settle(&sys, Target::User(bob()), 1).await;
         assert_eq!(
             types(&sys.b.store, request),
             [
@@ -588,13 +588,7 @@ fn pending_request_expires_and_the_sender_is_told() {
         })
         .await
         .unwrap();
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
+        let request = submit_and_settle(&sys, Target::User(bob()), 1).await;
         sys.clock.advance(Duration::minutes(59));
         assert_eq!(sys.b.server.expire_due().await.unwrap(), 0);
         sys.clock.advance(Duration::minutes(2));
@@ -624,13 +618,7 @@ fn pending_request_expires_and_the_sender_is_told() {
 fn withdrawal_before_delivery_withdraws_at_both() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
+        let request = submit_and_settle(&sys, Target::User(bob()), 1).await;
         match sys.a.server.withdraw(&bob(), request).await {
             Err(ServiceError::Domain(DomainError::NotTheRequester { .. })) => {}
             other => panic!("only the requester may withdraw, got {other:?}"),
@@ -654,13 +642,7 @@ fn withdrawal_before_delivery_withdraws_at_both() {
 fn withdrawal_after_delivery_is_too_late() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
+        let request = submit_and_settle(&sys, Target::User(bob()), 1).await;
         sys.b.server.download_pending(&bob()).await.unwrap();
         sys.a.server.withdraw(&alice(), request).await.unwrap();
         sys.settle().await.unwrap();
@@ -736,13 +718,7 @@ fn failing_hook_is_retried_until_it_succeeds() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
         sys.b.hook.set_failing(true);
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
+        let request = submit_and_settle(&sys, Target::User(bob()), 1).await;
         sys.b.server.download_pending(&bob()).await.unwrap();
         sys.b
             .server
@@ -760,13 +736,7 @@ fn failing_hook_is_retried_until_it_succeeds() {
 fn respond_before_delivery_and_by_a_stranger_are_refused() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
+        let request = submit_and_settle(&sys, Target::User(bob()), 1).await;
         match sys
             .b
             .server
