@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{GroupId, McServiceId, MessageId, SystemId};
+use crate::id::{FunctionalAlias, GroupId, McServiceId, MessageId, SystemId};
 
 /// Why a request is closed to a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +96,14 @@ pub enum DomainError {
     /// The request id is reused with another message id.
     #[error("request id reused by another message")]
     RequestIdReused,
+    /// The user answers in a functional alias they do not hold.
+    #[error("{user} does not hold functional alias {alias}")]
+    AliasNotHeld {
+        /// The alias claimed.
+        alias: FunctionalAlias,
+        /// The user.
+        user: McServiceId,
+    },
     /// The user is not one of the request's recipients.
     #[error("{user} is not a recipient of this request")]
     NotARecipient {
@@ -160,6 +168,7 @@ impl DomainError {
             Self::NotInterconnected { .. } => "not_interconnected",
             Self::NotTheSender { .. } => "not_the_sender",
             Self::RequestIdReused => "request_id_reused",
+            Self::AliasNotHeld { .. } => "alias_not_held",
             Self::NotARecipient { .. } => "not_a_recipient",
             Self::NotDelivered { .. } => "not_delivered",
             Self::Closed { .. } => "closed",

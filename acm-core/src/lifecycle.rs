@@ -627,10 +627,19 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
                     closure: Closure::Withdrawn,
                 });
             }
-            Ok(vec![Event::ResponseReceived {
+            let mut events = Vec::with_capacity(2);
+            // An answer proves the partner stored the request: record step 4b even when its
+            // acknowledgement was lost, so the audit trail has every step.
+            if let (Some((_, forward)), false) = (&p.forward, p.partner_stored) {
+                events.push(Event::PartnerStored {
+                    message_id: *forward,
+                });
+            }
+            events.push(Event::ResponseReceived {
                 message_id: *message_id,
                 response: response.clone(),
-            }])
+            });
+            Ok(events)
         }
         Command::DeliverResponse { to } => {
             let p = primary(state)?;

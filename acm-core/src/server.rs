@@ -543,6 +543,29 @@ impl AcmServer {
         request_id: RequestId,
         decision: Decision,
     ) -> Result<(), ServiceError> {
+        if let Some(alias) = &alias {
+            // The responder functional alias is checked against the holders now, as the
+            // directory knows them (TS 23.280: from the functional alias controlling server).
+            let kind = self
+                .state(request_id)
+                .and_then(|s| s.request().map(|r| r.body.kind()));
+            let holders = match kind {
+                Some(kind) => self
+                    .ports
+                    .directory
+                    .resolve(&Target::FunctionalAlias(alias.clone()), kind)
+                    .await
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            if !holders.contains(user) {
+                return Err(DomainError::AliasNotHeld {
+                    alias: alias.clone(),
+                    user: user.clone(),
+                }
+                .into());
+            }
+        }
         let command = Command::Respond {
             by: user.clone(),
             alias,
@@ -703,6 +726,10 @@ impl AcmServer {
             if let Some(command) = command {
                 self.execute(id, &command, &Actor::System(to), Some(message_id.into()))
                     .await?;
+                // The next message of this request (a withdrawal, say) starts a fresh back-off.
+                if let Some(retry) = self.lock().outbox.get_mut(&id) {
+                    *retry = Retry::default();
+                }
                 report.acknowledged += 1;
             } else {
                 let mut inner = self.lock();

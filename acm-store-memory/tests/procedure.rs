@@ -763,3 +763,30 @@ fn respond_before_delivery_and_by_a_stranger_are_refused() {
         let _ = Command::RecordAcceptanceApplied;
     });
 }
+
+#[test]
+fn answering_in_an_alias_one_does_not_hold_is_refused() {
+    block_on(async {
+        let sys = TwoSystems::new().await.unwrap();
+        let request = submit_and_settle(&sys, Target::User(bob()), 1).await;
+        sys.b.server.download_pending(&bob()).await.unwrap();
+        sys.b
+            .directory
+            .set_alias_holders(duty_officer(), vec![carol()]);
+        let answer = sys
+            .b
+            .server
+            .respond(&bob(), Some(duty_officer()), request, Decision::Accept)
+            .await;
+        match answer {
+            Err(ServiceError::Domain(DomainError::AliasNotHeld { alias, user })) => {
+                assert_eq!((alias, user), (duty_officer(), bob()));
+            }
+            other => panic!("expected alias not held, got {other:?}"),
+        }
+        assert_eq!(
+            types(&sys.b.store, request),
+            ["stored", "verified", "delivered"]
+        );
+    });
+}

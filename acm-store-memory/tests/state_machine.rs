@@ -596,6 +596,15 @@ impl Model {
     }
 
     fn respond(&mut self, by: User, r: usize, decision: DecisionKind, as_alias: bool) {
+        // The claimed alias is checked against its holders first (B must know the request
+        // to know which kind to ask the directory about).
+        if as_alias && (self.reqs[r].b.is_none() || !self.alias_holders.contains(&by)) {
+            self.expected = Expected::Respond(Err(DomainError::AliasNotHeld {
+                alias: duty_officer(),
+                user: by.id(),
+            }));
+            return;
+        }
         let result = self.reqs[r]
             .b
             .as_ref()
@@ -724,7 +733,11 @@ impl Model {
             Some(stored) => *stored == response,
             None if !a.authorized || a.withdrawal == WithdrawalStage::Withdrawn => false,
             None => {
-                self.change(Side::A, r, |q| q.a.response = Some(response));
+                // The answer proves B stored the request (step 4b), ack or no ack.
+                self.change(Side::A, r, |q| {
+                    q.a.response = Some(response);
+                    q.a.partner_stored = true;
+                });
                 true
             }
         }
@@ -798,6 +811,10 @@ impl Model {
                 .expect("an outbox entry owes a message");
             if self.send(side, r, msg) {
                 acknowledged += 1;
+                // The request's next message starts a fresh back-off.
+                if let Some(retry) = self.outbox[side.ix()].get_mut(&r) {
+                    *retry = Retry::default();
+                }
             } else {
                 failed += 1;
                 let retry = self.outbox[side.ix()]

@@ -492,17 +492,20 @@ fn response_rules_at_the_primary() {
         .then_error(DomainError::NotTheSender {
             system: id("mc-c.example"),
         });
-    // A response may overtake the partner's lost acknowledgement.
+    // A response may overtake the partner's lost acknowledgement; it proves step 4b.
     let state = given::<Lifecycle>(submitted())
         .when(Command::ReceiveResponse {
             from: b(),
             message_id: msg(3),
             response: accepted_by(bob()),
         })
-        .then([Event::ResponseReceived {
-            message_id: msg(3),
-            response: accepted_by(bob()),
-        }]);
+        .then([
+            Event::PartnerStored { message_id: msg(1) },
+            Event::ResponseReceived {
+                message_id: msg(3),
+                response: accepted_by(bob()),
+            },
+        ]);
     assert_eq!(
         state.outbound(),
         None,
