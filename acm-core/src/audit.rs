@@ -51,7 +51,9 @@ pub fn replay<I>(log: I) -> Result<BTreeMap<RequestId, RequestState>, AuditError
 where
     I: IntoIterator<Item = Envelope<Event>>,
 {
-    let mut states: BTreeMap<RequestId, (RequestState, Version)> = BTreeMap::new();
+    // Hashing is cheaper than ordered inserts per event; order once at the end.
+    let mut states: foldhash::HashMap<RequestId, (RequestState, Version)> =
+        foldhash::HashMap::default();
     let mut position = GlobalPosition::START;
     for envelope in log {
         if envelope.position != position.next() {

@@ -1,5 +1,7 @@
 //! The events of an ACM request's lifecycle, as each ACM server records them.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +19,8 @@ pub enum Event {
     // ---- primary ACM server ----
     /// Step 1: an authenticated user submitted a request.
     Submitted {
-        /// The request as submitted.
-        request: AcmRequest,
+        /// The request as submitted (shared: states and messages hold the same value).
+        request: Arc<AcmRequest>,
         /// When the server received it.
         at: DateTime<Utc>,
     },
@@ -76,7 +78,7 @@ pub enum Event {
         /// The primary's message id.
         message_id: MessageId,
         /// The request.
-        request: AcmRequest,
+        request: Arc<AcmRequest>,
         /// When it was stored.
         at: DateTime<Utc>,
     },
@@ -84,7 +86,7 @@ pub enum Event {
     Verified {
         /// The users the request is offered to (the target, the alias holders, or the
         /// administrators).
-        recipients: Vec<McServiceId>,
+        recipients: Arc<[McServiceId]>,
     },
     /// Step 4a: verification failed; a rejected final response follows.
     VerificationFailed {

@@ -4,6 +4,8 @@
 //! this alias?) are looked up by the service and passed in the command, and so is the time:
 //! `decide` is deterministic and `evolve` is total.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -77,7 +79,7 @@ pub struct ReceiptFacts {
     /// Domains the sender is the group home system for.
     pub home_domains: Vec<SystemId>,
     /// The target resolved to users (target user, alias holders or administrators).
-    pub recipients: Result<Vec<McServiceId>, VerificationFailure>,
+    pub recipients: Result<Arc<[McServiceId]>, VerificationFailure>,
     /// Local policy for this request kind.
     pub processing: Processing,
     /// This server's limits.
@@ -92,7 +94,7 @@ pub enum Command {
     /// Steps 1–3: submit; `authorization` is the step-2 verdict.
     Submit {
         /// The request, with the requester from the access token.
-        request: AcmRequest,
+        request: Arc<AcmRequest>,
         /// Step 2's verdict.
         authorization: Result<(), AuthorizationRefusal>,
         /// This server's limits.
@@ -144,7 +146,7 @@ pub enum Command {
         /// The sender's message id.
         message_id: MessageId,
         /// The request.
-        request: AcmRequest,
+        request: Arc<AcmRequest>,
         /// What the server looked up.
         facts: ReceiptFacts,
         /// Id for a final response decided on receipt (verification failure, automatic).
@@ -219,7 +221,7 @@ pub enum Withdrawal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrimaryState {
     /// The request.
-    pub request: AcmRequest,
+    pub request: Arc<AcmRequest>,
     /// When it was submitted.
     pub submitted_at: DateTime<Utc>,
     /// Step 2.
@@ -242,7 +244,7 @@ pub enum Verification {
     /// Stored, not yet judged (only between events of one decision).
     Unverified,
     /// Passed: pending for these recipients.
-    Passed(Vec<McServiceId>),
+    Passed(Arc<[McServiceId]>),
     /// Failed.
     Failed(VerificationFailure),
 }
@@ -254,7 +256,7 @@ pub enum Verification {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerState {
     /// The request.
-    pub request: AcmRequest,
+    pub request: Arc<AcmRequest>,
     /// The primary system that sent it.
     pub from: SystemId,
     /// The primary's message id.
@@ -289,6 +291,13 @@ pub enum RequestState {
     Partner(Box<PartnerState>),
 }
 
+/// A message owed to a partner, borrowed from the state.
+enum Owed<'a> {
+    Request(&'a SystemId, MessageId, &'a Arc<AcmRequest>),
+    Withdrawal(&'a SystemId, MessageId, RequestId),
+    Response(&'a SystemId, MessageId, RequestId, &'a AcmResponse),
+}
+
 /// A message that an ACM server owes a partner: the outbox entry derived from state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "message")]
@@ -298,7 +307,7 @@ pub enum PartnerMessage {
         /// Message id (deduplication key).
         message_id: MessageId,
         /// The request.
-        request: AcmRequest,
+        request: Arc<AcmRequest>,
     },
     /// Step 10: the final response to a request.
     Response {
@@ -366,8 +375,8 @@ impl RequestState {
         }
     }
 
-    /// The message this server owes the partner, if any (the outbox entry).
-    pub fn outbound(&self) -> Option<(SystemId, PartnerMessage)> {
+    /// What this server owes the partner, by reference: the one place the outbox rule lives.
+    fn owed(&self) -> Option<Owed<'_>> {
         match self {
             Self::Empty => None,
             Self::Primary(p) => {
@@ -378,36 +387,57 @@ impl RequestState {
                     (Some((to, message_id)), Withdrawal::None | Withdrawal::Requested(_))
                         if !p.partner_stored =>
                     {
-                        Some((
-                            to.clone(),
-                            PartnerMessage::Request {
-                                message_id: *message_id,
-                                request: p.request.clone(),
-                            },
-                        ))
+                        Some(Owed::Request(to, *message_id, &p.request))
                     }
-                    (Some((to, _)), Withdrawal::Requested(message_id)) => Some((
-                        to.clone(),
-                        PartnerMessage::Withdrawal {
-                            message_id,
-                            request_id: p.request.request_id,
-                        },
-                    )),
+                    (Some((to, _)), Withdrawal::Requested(message_id)) => {
+                        Some(Owed::Withdrawal(to, message_id, p.request.request_id))
+                    }
                     _ => None,
                 }
             }
             Self::Partner(p) => match &p.response {
-                Some((message_id, response)) if !p.response_forwarded => Some((
-                    p.from.clone(),
-                    PartnerMessage::Response {
-                        message_id: *message_id,
-                        request_id: p.request.request_id,
-                        response: response.clone(),
-                    },
+                Some((message_id, response)) if !p.response_forwarded => Some(Owed::Response(
+                    &p.from,
+                    *message_id,
+                    p.request.request_id,
+                    response,
                 )),
                 _ => None,
             },
         }
+    }
+
+    /// Whether this server owes the partner a message (the request is in the outbox).
+    pub fn owes_message(&self) -> bool {
+        self.owed().is_some()
+    }
+
+    /// The message this server owes the partner, if any (the outbox entry).
+    pub fn outbound(&self) -> Option<(SystemId, PartnerMessage)> {
+        Some(match self.owed()? {
+            Owed::Request(to, message_id, request) => (
+                to.clone(),
+                PartnerMessage::Request {
+                    message_id,
+                    request: request.clone(),
+                },
+            ),
+            Owed::Withdrawal(to, message_id, request_id) => (
+                to.clone(),
+                PartnerMessage::Withdrawal {
+                    message_id,
+                    request_id,
+                },
+            ),
+            Owed::Response(to, message_id, request_id, response) => (
+                to.clone(),
+                PartnerMessage::Response {
+                    message_id,
+                    request_id,
+                    response: response.clone(),
+                },
+            ),
+        })
     }
 
     /// Whether the acceptance hook is due (accepted at this partner, not yet applied).
@@ -482,7 +512,7 @@ fn verify(
     from: &SystemId,
     request: &AcmRequest,
     facts: &ReceiptFacts,
-) -> Result<Vec<McServiceId>, VerificationFailure> {
+) -> Result<Arc<[McServiceId]>, VerificationFailure> {
     request
         .body
         .validate(&facts.limits)

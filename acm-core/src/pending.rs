@@ -1,5 +1,7 @@
 //! Pending ACM data: what a pending ACM data download returns to a user (TS 23.280).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +15,7 @@ pub enum PendingItem {
     /// An ACM request from a partner system waiting for this user's answer (step 8).
     Request {
         /// The request (for a provision: the interconnection group IDs).
-        request: AcmRequest,
+        request: Arc<AcmRequest>,
         /// The primary system it came from.
         from: SystemId,
         /// When this server stored it.
@@ -22,7 +24,7 @@ pub enum PendingItem {
     /// The response to this user's own request (step 14).
     Response {
         /// The request answered.
-        request: AcmRequest,
+        request: Arc<AcmRequest>,
         /// The partner's response.
         response: AcmResponse,
     },

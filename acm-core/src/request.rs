@@ -94,13 +94,23 @@ impl AcmRequestBody {
                         max: limits.max_groups,
                     });
                 }
-                let mut seen = HashSet::with_capacity(groups.len());
-                for g in groups.iter() {
-                    if !seen.insert(g.as_str()) {
-                        return Err(DomainError::DuplicateGroup { group: g.clone() });
-                    }
+                let duplicate = if groups.len() <= 16 {
+                    // Short lists (the usual case) need no allocation.
+                    groups
+                        .iter()
+                        .enumerate()
+                        .find(|(i, g)| groups[..*i].contains(g))
+                        .map(|(_, g)| g)
+                } else {
+                    let mut seen = HashSet::with_capacity(groups.len());
+                    groups.iter().find(|g| !seen.insert(g.as_str()))
+                };
+                match duplicate {
+                    Some(group) => Err(DomainError::DuplicateGroup {
+                        group: group.clone(),
+                    }),
+                    None => Ok(()),
                 }
-                Ok(())
             }
         }
     }

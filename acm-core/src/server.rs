@@ -8,11 +8,12 @@
 //! outbox and records each acknowledgement as an event, so a crash at any point loses nothing
 //! and a resend is harmless (the receiver deduplicates by message id).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use foldhash::{HashMap, HashSet};
 use futures_util::StreamExt;
 
 use crate::error::DomainError;
@@ -195,16 +196,18 @@ struct Retry {
 #[derive(Debug, Default)]
 struct Inner {
     requests: HashMap<RequestId, Entry>,
-    pending: HashMap<McServiceId, BTreeSet<RequestId>>,
-    outbox: BTreeMap<RequestId, Retry>,
-    acceptances: BTreeSet<RequestId>,
+    // Hash sets that keep their capacity (a user's set stays when empty): a request passing
+    // through must not allocate and free tree nodes. Readers sort.
+    pending: HashMap<McServiceId, HashSet<RequestId>>,
+    outbox: HashMap<RequestId, Retry>,
+    acceptances: HashSet<RequestId>,
     expiry: BTreeSet<(DateTime<Utc>, RequestId)>,
     sessions: HashSet<McServiceId>,
 }
 
 impl Inner {
     /// Replaces a request's state by `f(old)` and keeps the projections in step; returns the
-    /// users for whom the request became pending.
+    /// logged-on users for whom the request became pending (to notify).
     fn update(
         &mut self,
         id: RequestId,
@@ -215,29 +218,31 @@ impl Inner {
         let entry = self.requests.entry(id).or_default();
         let old = std::mem::take(&mut entry.state);
         // Only what the projections need of the old state survives the fold.
-        let before: Vec<McServiceId> = old.pending_for().to_vec();
+        let before = Users::from(old.pending_for());
         let was = old.expires_at(ttl);
         entry.state = f(old);
         entry.version = version;
         let new = &entry.state;
 
         let mut newly_pending = Vec::new();
-        let after = new.pending_for();
+        let (before, after) = (before.as_slice(), new.pending_for());
         if before != after {
             for user in before.iter().filter(|u| !after.contains(u)) {
                 if let Some(set) = self.pending.get_mut(user) {
                     set.remove(&id);
-                    if set.is_empty() {
-                        self.pending.remove(user);
-                    }
                 }
             }
             for user in after.iter().filter(|u| !before.contains(u)) {
-                self.pending.entry(user.clone()).or_default().insert(id);
-                newly_pending.push(user.clone());
+                match self.pending.get_mut(user) {
+                    Some(set) => set.insert(id),
+                    None => self.pending.entry(user.clone()).or_default().insert(id),
+                };
+                if self.sessions.contains(user) {
+                    newly_pending.push(user.clone());
+                }
             }
         }
-        if new.outbound().is_some() {
+        if new.owes_message() {
             self.outbox.entry(id).or_default();
         } else {
             self.outbox.remove(&id);
@@ -261,6 +266,33 @@ impl Inner {
 }
 
 static EMPTY: RequestState = RequestState::Empty;
+
+/// A copy of a short list of users that allocates only for two or more (alias targets).
+enum Users {
+    None,
+    One(McServiceId),
+    Many(Vec<McServiceId>),
+}
+
+impl From<&[McServiceId]> for Users {
+    fn from(users: &[McServiceId]) -> Self {
+        match users {
+            [] => Self::None,
+            [one] => Self::One(one.clone()),
+            many => Self::Many(many.to_vec()),
+        }
+    }
+}
+
+impl Users {
+    fn as_slice(&self) -> &[McServiceId] {
+        match self {
+            Self::None => &[],
+            Self::One(user) => std::slice::from_ref(user),
+            Self::Many(users) => users,
+        }
+    }
+}
 
 /// An ACM server for one MC system, in the primary role, the partner role, or both.
 pub struct AcmServer {
@@ -286,7 +318,7 @@ impl AcmServer {
         ports: Ports,
         store: Arc<dyn EventStore<Event>>,
     ) -> Result<Self, StoreError> {
-        let mut states: HashMap<RequestId, Entry> = HashMap::new();
+        let mut states: HashMap<RequestId, Entry> = HashMap::default();
         {
             let mut log = store.read_all(GlobalPosition::START);
             while let Some(envelope) = log.next().await {
@@ -397,17 +429,8 @@ impl AcmServer {
         Ok(())
     }
 
-    async fn notify_if_logged_on(&self, users: Vec<McServiceId>) {
-        if users.is_empty() {
-            return;
-        }
-        let online: Vec<McServiceId> = {
-            let inner = self.lock();
-            users
-                .into_iter()
-                .filter(|u| inner.sessions.contains(u))
-                .collect()
-        };
+    /// Sends pending ACM data notifications to users found logged on under the lock.
+    async fn notify_if_logged_on(&self, online: Vec<McServiceId>) {
         for mc_service_id in online {
             self.ports
                 .notifier
@@ -429,14 +452,14 @@ impl AcmServer {
         submission: Submission,
     ) -> Result<RequestId, ServiceError> {
         let request_id = self.ports.ids.request_id();
-        let request = AcmRequest {
+        let request = Arc::new(AcmRequest {
             request_id,
             requester: requester.clone(),
             requester_alias: submission.requester_alias,
             partner: submission.partner,
             target: submission.target,
             body: submission.body,
-        };
+        });
         let authorization = self.ports.directory.authorize(&request).await;
         let command = Command::Submit {
             request,
@@ -459,7 +482,7 @@ impl AcmServer {
         let pending = {
             let mut inner = self.lock();
             inner.sessions.insert(user.clone());
-            inner.pending.get(user).map_or(0, BTreeSet::len)
+            inner.pending.get(user).map_or(0, HashSet::len)
         };
         if pending > 0 {
             self.ports
@@ -488,12 +511,7 @@ impl AcmServer {
         &self,
         user: &McServiceId,
     ) -> Result<PendingAcmData, ServiceError> {
-        let ids: Vec<RequestId> = self
-            .lock()
-            .pending
-            .get(user)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default();
+        let ids = self.pending_for(user);
         let actor = Actor::User(user.clone());
         let mut items = Vec::with_capacity(ids.len());
         for id in ids {
@@ -614,11 +632,15 @@ impl AcmServer {
                 let kind = request.body.kind();
                 let (recipients, processing) = if interconnected {
                     (
-                        self.ports.directory.resolve(&request.target, kind).await,
+                        self.ports
+                            .directory
+                            .resolve(&request.target, kind)
+                            .await
+                            .map(Arc::from),
                         self.ports.directory.processing(kind, from).await,
                     )
                 } else {
-                    (Ok(Vec::new()), crate::request::Processing::Manual)
+                    (Ok(Arc::from([])), crate::request::Processing::Manual)
                 };
                 let request_id = request.request_id;
                 let command = Command::Receive {
@@ -684,7 +706,7 @@ impl AcmServer {
     /// is retried later with exponential back-off.
     pub async fn relay(&self) -> Result<RelayReport, ServiceError> {
         let now = self.ports.clock.now();
-        let due: Vec<(RequestId, SystemId, PartnerMessage)> = {
+        let mut due: Vec<(RequestId, SystemId, PartnerMessage)> = {
             let inner = self.lock();
             inner
                 .outbox
@@ -696,6 +718,8 @@ impl AcmServer {
                 })
                 .collect()
         };
+        // Oldest request first (ids are UUID v7), so a backlog drains in submission order.
+        due.sort_unstable_by_key(|(id, _, _)| *id);
         let mut report = RelayReport::default();
         for (id, to, message) in due {
             let message_id = message.message_id();
@@ -778,7 +802,7 @@ impl AcmServer {
 
     /// Runs the acceptance hook for every accepted request not yet applied.
     pub async fn apply_acceptances(&self) -> Result<usize, ServiceError> {
-        let due: Vec<(RequestId, AcmRequest, crate::request::AcmResponse)> = {
+        let mut due: Vec<(RequestId, Arc<AcmRequest>, crate::request::AcmResponse)> = {
             let inner = self.lock();
             inner
                 .acceptances
@@ -792,6 +816,7 @@ impl AcmServer {
                 })
                 .collect()
         };
+        due.sort_unstable_by_key(|(id, _, _)| *id);
         let actor = Actor::System(self.config.system.clone());
         let mut applied = 0;
         for (id, request, response) in due {
@@ -833,11 +858,15 @@ impl AcmServer {
 
     /// Ids of the requests pending for `user` (what a download would return).
     pub fn pending_for(&self, user: &McServiceId) -> Vec<RequestId> {
-        self.lock()
+        let mut ids: Vec<RequestId> = self
+            .lock()
             .pending
             .get(user)
             .map(|s| s.iter().copied().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        // Request ids are UUID v7: sorting them lists the oldest request first.
+        ids.sort_unstable();
+        ids
     }
 
     /// How many messages wait in the outbox.

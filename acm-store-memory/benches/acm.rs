@@ -99,7 +99,7 @@ fn receipt_facts() -> ReceiptFacts {
         local: system_b(),
         interconnected: true,
         home_domains: vec![system_a()],
-        recipients: Ok(vec![bob()]),
+        recipients: Ok(Arc::from([bob()])),
         processing: Processing::Manual,
         limits: Limits::default(),
     }
@@ -123,7 +123,7 @@ fn partner_steps(ids: &dyn IdSource) -> (RequestId, [Step; 5]) {
             command: Command::Receive {
                 from: system_a(),
                 message_id: forward,
-                request: request(request_id),
+                request: Arc::new(request(request_id)),
                 facts: receipt_facts(),
                 response_message_id: ids.message_id(),
                 at: noon(),
@@ -168,7 +168,7 @@ fn primary_commands(ids: &dyn IdSource) -> [Command; 4] {
     let forward = ids.message_id();
     [
         Command::Submit {
-            request: request(ids.request_id()),
+            request: Arc::new(request(ids.request_id())),
             authorization: Ok(()),
             limits: Limits::default(),
             message_id: forward,

@@ -1,6 +1,5 @@
 //! The in-memory event store.
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use acm_core::id::{EventId, GlobalPosition, StreamId, Version};
@@ -8,14 +7,56 @@ use acm_core::store::{
     Appended, DomainEvent, Envelope, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
 };
 use async_trait::async_trait;
+use foldhash::HashMap;
+use std::collections::hash_map::Entry;
 
 /// How many envelopes a read copies per lock acquisition: bounds the time writers wait.
 const PAGE: usize = 256;
 
+/// Events per chunk of the log.
+const CHUNK: usize = 4096;
+
+/// The log in fixed-size chunks: growing it never moves (or copies) what is stored.
+#[derive(Debug)]
+struct Log<E> {
+    chunks: Vec<Vec<Envelope<E>>>,
+    len: usize,
+}
+
+impl<E> Log<E> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, index: usize) -> Option<&Envelope<E>> {
+        self.chunks.get(index / CHUNK)?.get(index % CHUNK)
+    }
+
+    fn push(&mut self, envelope: Envelope<E>) {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(chunk) = self.chunks.last_mut() {
+            chunk.push(envelope);
+            self.len += 1;
+        }
+    }
+
+    /// Events from `index` on, in order.
+    fn iter_from(&self, index: usize) -> impl Iterator<Item = &Envelope<E>> {
+        let (chunk, offset) = (index / CHUNK, index % CHUNK);
+        self.chunks
+            .iter()
+            .skip(chunk)
+            .enumerate()
+            .flat_map(move |(i, c)| c[if i == 0 { offset.min(c.len()) } else { 0 }..].iter())
+    }
+}
+
 #[derive(Debug)]
 struct Inner<E> {
     /// The whole log; index `i` holds global position `i + 1`.
-    log: Vec<Envelope<E>>,
+    log: Log<E>,
     /// Per stream, the log indexes of its events in version order.
     streams: HashMap<StreamId, Vec<usize>>,
     /// Event id -> log index: the unique index behind idempotent appends.
@@ -42,9 +83,12 @@ impl<E> Default for MemoryStore<E> {
     fn default() -> Self {
         Self {
             inner: Mutex::new(Inner {
-                log: Vec::new(),
-                streams: HashMap::new(),
-                ids: HashMap::new(),
+                log: Log {
+                    chunks: Vec::new(),
+                    len: 0,
+                },
+                streams: HashMap::default(),
+                ids: HashMap::default(),
             }),
         }
     }
@@ -74,7 +118,7 @@ impl<E: DomainEvent> MemoryStore<E> {
 
     /// A copy of the whole log (for tests and audits of small logs).
     pub fn snapshot(&self) -> Vec<Envelope<E>> {
-        self.lock().log.clone()
+        self.lock().log.iter_from(0).cloned().collect()
     }
 
     fn append_sync(
@@ -86,39 +130,62 @@ impl<E: DomainEvent> MemoryStore<E> {
         let Some(first) = events.first() else {
             return Err(StoreError::EmptyAppend);
         };
-        let mut inner = self.lock();
-        // Idempotency: a batch whose first id is stored must be an exact repeat of a stored run.
-        if let Some(&start) = inner.ids.get(&first.event_id) {
-            return replayed(&inner.log, start, stream, &events);
-        }
-        if let Some(e) = events.iter().find(|e| inner.ids.contains_key(&e.event_id)) {
+        if let Some((i, e)) = events
+            .iter()
+            .enumerate()
+            .find(|(i, e)| events[..*i].iter().any(|p| p.event_id == e.event_id))
+        {
+            debug_assert!(i > 0);
             return Err(StoreError::IdempotencyConflict {
                 event_id: e.event_id,
             });
         }
-        for (i, e) in events.iter().enumerate() {
-            if events[..i].iter().any(|p| p.event_id == e.event_id) {
-                return Err(StoreError::IdempotencyConflict {
-                    event_id: e.event_id,
-                });
-            }
-        }
-        let actual = Version(inner.streams.get(&stream).map_or(0, |s| s.len() as u64));
+        let mut guard = self.lock();
+        let Inner { log, streams, ids } = &mut *guard;
+        // Each id is hashed once: the first id's slot decides between a replay and a new batch,
+        // the others are claimed below and released again if the batch is refused.
+        let first_slot = match ids.entry(first.event_id) {
+            Entry::Occupied(stored) => return replayed(log, *stored.get(), stream, &events),
+            Entry::Vacant(slot) => slot,
+        };
+        // Most requests record under ten events: one allocation, no regrowth.
+        let indexes = streams
+            .entry(stream)
+            .or_insert_with(|| Vec::with_capacity(8));
+        let actual = Version(indexes.len() as u64);
         if !expected.admits(actual) {
+            if indexes.is_empty() {
+                streams.remove(&stream);
+            }
             return Err(StoreError::Conflict {
                 stream,
                 expected,
                 actual,
             });
         }
-        let first_index = inner.log.len();
+        let first_index = log.len();
+        first_slot.insert(first_index);
+        for (i, e) in events.iter().enumerate().skip(1) {
+            match ids.entry(e.event_id) {
+                Entry::Vacant(slot) => {
+                    slot.insert(first_index + i);
+                }
+                Entry::Occupied(_) => {
+                    for claimed in &events[..i] {
+                        ids.remove(&claimed.event_id);
+                    }
+                    if indexes.is_empty() {
+                        streams.remove(&stream);
+                    }
+                    return Err(StoreError::IdempotencyConflict {
+                        event_id: e.event_id,
+                    });
+                }
+            }
+        }
         let count = events.len();
-        let Inner { log, streams, ids } = &mut *inner;
-        let indexes = streams.entry(stream).or_default();
-        log.reserve(count);
         for (i, event) in events.into_iter().enumerate() {
             let index = first_index + i;
-            ids.insert(event.event_id, index);
             indexes.push(index);
             log.push(Envelope::seal(
                 stream,
@@ -137,16 +204,15 @@ impl<E: DomainEvent> MemoryStore<E> {
 }
 
 fn replayed<E: DomainEvent>(
-    log: &[Envelope<E>],
+    log: &Log<E>,
     start: usize,
     stream: StreamId,
     events: &[NewEvent<E>],
 ) -> Result<Appended, StoreError> {
-    let stored = log.get(start..start + events.len());
-    let run_matches = stored.is_some_and(|run| {
-        run.iter().zip(events).all(|(s, e)| s.same_as(stream, e))
-            && run.windows(2).all(|w| w[1].version == w[0].version.next())
-    });
+    let run: Vec<&Envelope<E>> = log.iter_from(start).take(events.len()).collect();
+    let run_matches = run.len() == events.len()
+        && run.iter().zip(events).all(|(s, e)| s.same_as(stream, e))
+        && run.windows(2).all(|w| w[1].version == w[0].version.next());
     if !run_matches {
         // Find the first event that differs, to name it.
         let event_id = events
@@ -156,7 +222,7 @@ fn replayed<E: DomainEvent>(
             .map_or(events[0].event_id, |(_, e)| e.event_id);
         return Err(StoreError::IdempotencyConflict { event_id });
     }
-    let first = &log[start];
+    let first = run[0];
     Ok(Appended {
         first_version: first.version,
         first_position: first.position,
@@ -187,7 +253,7 @@ impl<E: DomainEvent> EventStore<E> for MemoryStore<E> {
                 indexes[from..]
                     .iter()
                     .take(PAGE)
-                    .map(|&i| inner.log[i].clone())
+                    .filter_map(|&i| inner.log.get(i).cloned())
                     .collect()
             };
             let last = page.last()?.version;
@@ -203,7 +269,7 @@ impl<E: DomainEvent> EventStore<E> for MemoryStore<E> {
                 let from = usize::try_from(after.0)
                     .unwrap_or(usize::MAX)
                     .min(inner.log.len());
-                inner.log[from..].iter().take(PAGE).cloned().collect()
+                inner.log.iter_from(from).take(PAGE).cloned().collect()
             };
             let last = page.last()?.position;
             Some((futures_util::stream::iter(page.into_iter().map(Ok)), last))

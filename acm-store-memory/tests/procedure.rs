@@ -362,14 +362,14 @@ fn unheld_alias_is_returned_as_rejected() {
 fn crafted(sys: &TwoSystems, groups: &[&str]) -> PartnerMessage {
     PartnerMessage::Request {
         message_id: id("0190a000-0000-7000-8000-000000000001"),
-        request: AcmRequest {
+        request: std::sync::Arc::new(AcmRequest {
             request_id: id("0190a000-0000-7000-8000-0000000000aa"),
             requester: alice(),
             requester_alias: None,
             partner: sys.b.id.clone(),
             target: Target::User(bob()),
             body: AcmRequestBody::provision(groups.iter().map(|g| id(g))),
-        },
+        }),
     }
 }
 

@@ -27,14 +27,14 @@ fn request_id(n: u64) -> RequestId {
 fn submit(n: u64, authorised: bool) -> Command {
     let alice: McServiceId = id("sip:alice@mc-a.example");
     Command::Submit {
-        request: AcmRequest {
+        request: std::sync::Arc::new(AcmRequest {
             request_id: request_id(n),
             requester: alice.clone(),
             requester_alias: None,
             partner: id("mc-b.example"),
             target: Target::User(id("sip:bob@mc-b.example")),
             body: AcmRequestBody::provision([id(&format!("sip:g{n}@mc-a.example"))]),
-        },
+        }),
         authorization: if authorised {
             Ok(())
         } else {

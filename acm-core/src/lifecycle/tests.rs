@@ -38,20 +38,20 @@ fn groups(n: usize) -> Vec<GroupId> {
         .map(|i| id(&format!("sip:tac-{i}@mc-a.example")))
         .collect()
 }
-fn request_with(target: Target, groups: Vec<GroupId>) -> AcmRequest {
-    AcmRequest {
+fn request_with(target: Target, groups: Vec<GroupId>) -> Arc<AcmRequest> {
+    Arc::new(AcmRequest {
         request_id: id("0190a000-0000-7000-8000-000000000aaa"),
         requester: alice(),
         requester_alias: None,
         partner: b(),
         target,
         body: AcmRequestBody::provision(groups),
-    }
+    })
 }
-fn request() -> AcmRequest {
+fn request() -> Arc<AcmRequest> {
     request_with(Target::User(bob()), groups(2))
 }
-fn submit(request: AcmRequest, authorization: Result<(), AuthorizationRefusal>) -> Command {
+fn submit(request: Arc<AcmRequest>, authorization: Result<(), AuthorizationRefusal>) -> Command {
     Command::Submit {
         request,
         authorization,
@@ -65,12 +65,12 @@ fn facts(recipients: Result<Vec<McServiceId>, VerificationFailure>) -> ReceiptFa
         local: b(),
         interconnected: true,
         home_domains: vec![a()],
-        recipients,
+        recipients: recipients.map(Arc::from),
         processing: Processing::Manual,
         limits: Limits { max_groups: 3 },
     }
 }
-fn receive(request: AcmRequest, facts: ReceiptFacts) -> Command {
+fn receive(request: Arc<AcmRequest>, facts: ReceiptFacts) -> Command {
     Command::Receive {
         from: a(),
         message_id: msg(1),
@@ -128,6 +128,7 @@ fn answered_at_primary() -> Vec<Event> {
 
 // ---- partner history builders
 fn stored_for(recipients: Vec<McServiceId>) -> Vec<Event> {
+    let recipients: Arc<[McServiceId]> = recipients.into();
     vec![
         Event::Stored {
             from: a(),
@@ -269,7 +270,7 @@ fn receive_from_a_stranger_is_refused() {
         .then_error(DomainError::NotInterconnected { system: a() });
 }
 
-fn fails_verification(request: AcmRequest, facts: ReceiptFacts, failure: VerificationFailure) {
+fn fails_verification(request: Arc<AcmRequest>, facts: ReceiptFacts, failure: VerificationFailure) {
     let state = given::<Lifecycle>([])
         .when(receive(request.clone(), facts))
         .then([
@@ -313,7 +314,8 @@ fn each_verification_failure_becomes_a_rejected_final_response() {
         },
     );
     let mut not_ours = request();
-    not_ours.partner = id("mc-c.example");
+    let not_ours_mut = Arc::make_mut(&mut not_ours);
+    not_ours_mut.partner = id("mc-c.example");
     fails_verification(
         not_ours,
         facts(Ok(vec![bob()])),
@@ -322,7 +324,8 @@ fn each_verification_failure_becomes_a_rejected_final_response() {
         },
     );
     let mut spoofed = request();
-    spoofed.requester = id("sip:eve@mc-e.example");
+    let spoofed_mut = Arc::make_mut(&mut spoofed);
+    spoofed_mut.requester = id("sip:eve@mc-e.example");
     fails_verification(
         spoofed,
         facts(Ok(vec![bob()])),

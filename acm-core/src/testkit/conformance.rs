@@ -358,33 +358,45 @@ pub async fn interleaved_positions<S: EventStore<TestEvent> + ?Sized>(store: &S)
     }
 }
 
-/// Reads of more events than one page come back whole and in order.
+/// Reads of more events than a page (or a chunk, or a batch) come back whole and in order,
+/// from any starting point.
 pub async fn long_reads<S: EventStore<TestEvent> + ?Sized>(store: &S) {
+    const N: u64 = 9_000;
     let s = stream(1);
-    for chunk in 0..25u64 {
-        let batch = (0..40)
-            .map(|i| event(s, chunk * 40 + i + 1, chunk * 40 + i + 1))
+    for chunk in 0..N / 100 {
+        let batch = (0..100)
+            .map(|i| event(s, chunk * 100 + i + 1, chunk * 100 + i + 1))
             .collect();
         must(
             store
-                .append(s, ExpectedVersion::Exact(Version(chunk * 40)), batch)
+                .append(s, ExpectedVersion::Exact(Version(chunk * 100)), batch)
                 .await,
         );
     }
     let all = read_all(store, GlobalPosition::START).await;
-    assert_eq!(all.len(), 1000);
+    assert_eq!(all.len() as u64, N);
     assert!(
         all.iter()
             .enumerate()
             .all(|(i, e)| e.position.0 == i as u64 + 1)
     );
-    let tail = read_stream(store, s, Version(300)).await;
-    assert_eq!(tail.len(), 700);
-    assert!(
-        tail.iter()
-            .enumerate()
-            .all(|(i, e)| e.version.0 == i as u64 + 301)
-    );
+    for after in [0, 1, 255, 256, 4095, 4096, 4097, 8191, 8192, N - 1, N] {
+        let tail = read_stream(store, s, Version(after)).await;
+        assert_eq!(tail.len() as u64, N - after, "read_stream after {after}");
+        assert!(
+            tail.iter()
+                .enumerate()
+                .all(|(i, e)| e.version.0 == after + i as u64 + 1
+                    && e.payload.n == after + i as u64 + 1),
+            "read_stream after {after}: out of order"
+        );
+        let tail = read_all(store, GlobalPosition(after)).await;
+        assert_eq!(tail.len() as u64, N - after, "read_all after {after}");
+        assert_eq!(
+            tail.first().map(|e| e.position.0),
+            (after < N).then_some(after + 1)
+        );
+    }
 }
 
 /// Concurrent appends with the same expected version: exactly one wins per round.
