@@ -33,7 +33,7 @@ impl<E> Log<E> {
     }
 
     fn push(&mut self, envelope: Envelope<E>) {
-        if self.len % CHUNK == 0 {
+        if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
         if let Some(chunk) = self.chunks.last_mut() {
