@@ -396,13 +396,24 @@ impl AcmServer {
             };
             match self.store.append(StreamId(id), expected, batch).await {
                 Ok(appended) => {
-                    let newly_pending = self.lock().update(
-                        id,
-                        appended.last_version(),
-                        self.config.pending_ttl,
-                        |state| events.iter().fold(state, evolve),
-                    );
-                    self.notify_if_logged_on(newly_pending).await;
+                    let newly_pending = {
+                        let mut inner = self.lock();
+                        let cached = inner.requests.get(&id).map_or(Version::NONE, |e| e.version);
+                        // Fold our events only onto the state we decided on: a racing command
+                        // may have reloaded the stream (our events included) in between.
+                        (cached == version).then(|| {
+                            inner.update(
+                                id,
+                                appended.last_version(),
+                                self.config.pending_ttl,
+                                |state| events.iter().fold(state, evolve),
+                            )
+                        })
+                    };
+                    match newly_pending {
+                        Some(users) => self.notify_if_logged_on(users).await,
+                        None => self.reload(id).await?,
+                    }
                     return Ok(events);
                 }
                 Err(StoreError::Conflict { .. }) => self.reload(id).await?,
@@ -422,9 +433,15 @@ impl AcmServer {
             version = envelope.version;
         }
         drop(events);
-        let newly_pending = self
-            .lock()
-            .update(id, version, self.config.pending_ttl, |_| state);
+        let newly_pending = {
+            let mut inner = self.lock();
+            let cached = inner.requests.get(&id).map_or(Version::NONE, |e| e.version);
+            // A slower reload must not put back an older state than the cache holds.
+            if version < cached {
+                return Ok(());
+            }
+            inner.update(id, version, self.config.pending_ttl, |_| state)
+        };
         self.notify_if_logged_on(newly_pending).await;
         Ok(())
     }

@@ -1,0 +1,127 @@
+//! Commands racing on one request: the cached state and version must end equal to the log.
+// A failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use acm_core::directory::StaticDirectory;
+use acm_core::id::{GlobalPosition, StreamId, SystemId, Version};
+use acm_core::lifecycle::PartnerMessage;
+use acm_core::ports::SequentialIds;
+use acm_core::recording::ManualClock;
+use acm_core::request::{AcmRequest, AcmRequestBody, Target};
+use acm_core::store::{Appended, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError};
+use acm_core::{AcmServer, Event, Ports, ServerConfig};
+use acm_store_memory::fixture::{alice, bob, carol, duty_officer, groups, id};
+use acm_store_memory::{InProcessNetwork, MemoryStore};
+use async_trait::async_trait;
+
+/// Returns `Pending` a given number of times before completing.
+struct Stall(usize);
+
+impl Future for Stall {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 == 0 {
+            Poll::Ready(())
+        } else {
+            self.0 -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// A memory store whose append commits at once but answers late: the first append after
+/// `armed` is set stalls that many polls.
+struct LateAcks {
+    inner: MemoryStore<Event>,
+    armed: AtomicUsize,
+}
+
+#[async_trait]
+impl EventStore<Event> for LateAcks {
+    async fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent<Event>>,
+    ) -> Result<Appended, StoreError> {
+        let result = self.inner.append(stream, expected, events).await;
+        if result.is_ok() {
+            Stall(self.armed.swap(0, Ordering::SeqCst)).await;
+        }
+        result
+    }
+    fn read_stream(&self, stream: StreamId, after: Version) -> EventStream<'_, Event> {
+        self.inner.read_stream(stream, after)
+    }
+    fn read_all(&self, after: GlobalPosition) -> EventStream<'_, Event> {
+        self.inner.read_all(after)
+    }
+    async fn head(&self) -> Result<GlobalPosition, StoreError> {
+        self.inner.head().await
+    }
+}
+
+#[test]
+fn racing_downloads_leave_the_cache_equal_to_the_log() {
+    futures_executor::block_on(async {
+        let (a, b): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
+        let directory = StaticDirectory::new(b.clone()).with_partner(a.clone(), vec![a.clone()]);
+        directory.set_alias_holders(duty_officer(), vec![bob(), carol()]);
+        let store = Arc::new(LateAcks {
+            inner: MemoryStore::new(),
+            armed: AtomicUsize::new(0),
+        });
+        let ports = Ports {
+            clock: Arc::new(ManualClock::default()),
+            ids: Arc::new(SequentialIds::new(7)),
+            ..Ports::new(
+                Arc::new(directory),
+                InProcessNetwork::new().transport(b.clone()),
+            )
+        };
+        let server = AcmServer::open(ServerConfig::new(b), ports, store.clone())
+            .await
+            .unwrap();
+        let request = AcmRequest {
+            request_id: id("0190a000-0000-7000-8000-0000000000aa"),
+            requester: alice(),
+            requester_alias: None,
+            partner: id("mc-b.example"),
+            target: Target::FunctionalAlias(duty_officer()),
+            body: AcmRequestBody::provision(groups(1)),
+        };
+        let request_id = request.request_id;
+        let message = PartnerMessage::Request {
+            message_id: id("0190a000-0000-7000-8000-000000000001"),
+            request: Arc::new(request),
+        };
+        server.receive(&a, message).await.unwrap();
+
+        // Bob's delivery commits first but is acknowledged last; carol's races it, loses
+        // the version check, reloads, and commits after it.
+        store.armed.store(3, Ordering::SeqCst);
+        let (x, y) = futures_util::future::join(
+            server.download_pending(&bob()),
+            server.download_pending(&carol()),
+        )
+        .await;
+        assert_eq!(x.unwrap().items.len(), 1);
+        assert_eq!(y.unwrap().items.len(), 1);
+
+        let log = store.inner.snapshot();
+        let stream_len = log
+            .iter()
+            .filter(|e| e.stream_id == StreamId(request_id))
+            .count();
+        assert_eq!(stream_len, 4, "stored, verified, delivered twice");
+        assert_eq!(server.version(request_id), Version(stream_len as u64));
+        assert_eq!(acm_core::audit::replay(log).unwrap(), server.states());
+    });
+}
