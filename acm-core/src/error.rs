@@ -93,9 +93,15 @@ pub enum DomainError {
         /// The sending system.
         system: SystemId,
     },
-    /// The request id is reused with another message id.
+    /// The request id is reused by another message, or the message id with other content.
     #[error("request id reused by another message")]
     RequestIdReused,
+    /// A partner's response names a responder outside the partner's MC system.
+    #[error("the response names a responder outside {system}")]
+    ResponderNotOfSender {
+        /// The sending system.
+        system: SystemId,
+    },
     /// The user answers in a functional alias they do not hold.
     #[error("{user} does not hold functional alias {alias}")]
     AliasNotHeld {
@@ -168,6 +174,7 @@ impl DomainError {
             Self::NotInterconnected { .. } => "not_interconnected",
             Self::NotTheSender { .. } => "not_the_sender",
             Self::RequestIdReused => "request_id_reused",
+            Self::ResponderNotOfSender { .. } => "responder_not_of_sender",
             Self::AliasNotHeld { .. } => "alias_not_held",
             Self::NotARecipient { .. } => "not_a_recipient",
             Self::NotDelivered { .. } => "not_delivered",

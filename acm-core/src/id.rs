@@ -1,7 +1,8 @@
 //! Validated identifiers.
 //!
 //! Every identifier that crosses a trust boundary is a newtype that can only be built by
-//! parsing, so a value of these types is always well-formed. URIs are held as `Arc<str>`: they
+//! parsing, so a value of these types is always well-formed. Host names are case-insensitive
+//! and held in lower case; the user part of a URI is kept as given. URIs are held as `Arc<str>`: they
 //! are copied into many events and projections, and a clone must not allocate.
 
 use std::fmt;
@@ -216,8 +217,15 @@ macro_rules! uri_id {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {
                 let host_at = parse_sip_uri($field, s, $user_required)?;
+                // Hosts compare without regard to case (RFC 3261 §19.1.4): hold them in
+                // lower case, so equality, hashing and home-domain checks agree.
+                let uri: Arc<str> = if s[host_at..].bytes().any(|b| b.is_ascii_uppercase()) {
+                    Arc::from(format!("{}{}", &s[..host_at], s[host_at..].to_ascii_lowercase()))
+                } else {
+                    Arc::from(s)
+                };
                 Ok(Self {
-                    uri: Arc::from(s),
+                    uri,
                     host_at: u16::try_from(host_at).map_err(|_| {
                         err($field, IdProblem::TooLong { len: s.len() })
                     })?,
@@ -307,7 +315,7 @@ impl FromStr for SystemId {
         if !valid_host(s) {
             return Err(err(IdField::SystemId, IdProblem::InvalidHost));
         }
-        Ok(Self(Arc::from(s)))
+        Ok(Self(Arc::from(s.to_ascii_lowercase())))
     }
 }
 

@@ -508,6 +508,28 @@ fn check_reason(reason: Option<&String>) -> Result<(), DomainError> {
     }
 }
 
+/// A partner's response must be in the partner's name and within the limits its own users
+/// are held to: nothing else is stored and shown to the requester.
+fn check_response(response: &AcmResponse, from: &SystemId) -> Result<(), DomainError> {
+    let in_sender = match &response.responder {
+        Responder::User { id, alias } => {
+            id.host() == from.as_str() && alias.as_ref().is_none_or(|a| a.host() == from.as_str())
+        }
+        Responder::Server { system } => system == from,
+    };
+    if !in_sender {
+        return Err(DomainError::ResponderNotOfSender {
+            system: from.clone(),
+        });
+    }
+    match &response.outcome {
+        Outcome::Rejected {
+            reason: RejectionReason::User { text },
+        } => check_reason(text.as_ref()),
+        _ => Ok(()),
+    }
+}
+
 fn verify(
     from: &SystemId,
     request: &AcmRequest,
@@ -522,7 +544,11 @@ fn verify(
             partner: request.partner.clone(),
         });
     }
-    if request.requester.host() != from.as_str() {
+    let alias_elsewhere = request
+        .requester_alias
+        .as_ref()
+        .is_some_and(|a| a.host() != from.as_str());
+    if request.requester.host() != from.as_str() || alias_elsewhere {
         return Err(VerificationFailure::RequesterNotOfSender);
     }
     if let Some(group) = request
@@ -645,6 +671,7 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
                     closure: Closure::Refused,
                 });
             }
+            check_response(response, from)?;
             if let Some((m, r)) = &p.response {
                 return if m == message_id && r == response {
                     Ok(vec![])
@@ -742,7 +769,9 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
         } => {
             match state {
                 RequestState::Empty => {}
-                RequestState::Partner(p) if p.message_id == *message_id && p.from == *from => {
+                RequestState::Partner(p)
+                    if p.message_id == *message_id && p.from == *from && p.request == *request =>
+                {
                     return Ok(vec![]);
                 }
                 RequestState::Partner(_) => return Err(DomainError::RequestIdReused),

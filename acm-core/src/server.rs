@@ -417,7 +417,15 @@ impl AcmServer {
                     return Ok(events);
                 }
                 Err(StoreError::Conflict { .. }) => self.reload(id).await?,
-                Err(e) => return Err(e.into()),
+                Err(error) => {
+                    // The append may have landed all the same (a backend error says nothing
+                    // either way): re-read the stream so the projections hold what the log
+                    // holds, and an outbox entry or due hook is never stranded.
+                    if let Err(reload) = self.reload(id).await {
+                        tracing::warn!(%id, %reload, "could not re-read the stream after a failed append");
+                    }
+                    return Err(error.into());
+                }
             }
         }
         Err(ServiceError::Contention(id))
@@ -539,35 +547,49 @@ impl AcmServer {
                 Command::DeliverResponse { to: user.clone() }
             };
             match self.execute(id, &command, &actor, None).await {
-                Ok(_) => {}
+                Ok(_) => items.extend(self.delivered_item(id, user)),
                 // Answered, withdrawn or expired since the list was read: no longer pending.
                 Err(ServiceError::Domain(error)) => {
                     tracing::debug!(%id, %error, "pending item went away during download");
-                    continue;
                 }
-                Err(e) => return Err(e),
-            }
-            match self.state(id) {
-                Some(RequestState::Partner(p)) => items.push(PendingItem::Request {
-                    request: p.request,
-                    from: p.from,
-                    stored_at: p.stored_at,
-                }),
-                Some(RequestState::Primary(p)) => {
-                    if let Some((_, response)) = p.response {
-                        items.push(PendingItem::Response {
-                            request: p.request,
-                            response,
-                        });
+                Err(error) => {
+                    // What is recorded as delivered goes to the client (the failed write may
+                    // have landed: `execute` re-read the stream); the rest stays pending for
+                    // the next download.
+                    items.extend(self.delivered_item(id, user));
+                    if items.is_empty() {
+                        return Err(error);
                     }
+                    tracing::warn!(%id, %error, "download cut short; the rest stays pending");
+                    break;
                 }
-                _ => {}
             }
         }
         Ok(PendingAcmData {
             mc_service_id: user.clone(),
             items,
         })
+    }
+
+    /// The pending item for `id` if its delivery to `user` is recorded.
+    fn delivered_item(&self, id: RequestId, user: &McServiceId) -> Option<PendingItem> {
+        match self.state(id)? {
+            RequestState::Partner(p) if p.delivered_to.contains(user) => {
+                Some(PendingItem::Request {
+                    request: p.request,
+                    from: p.from,
+                    stored_at: p.stored_at,
+                })
+            }
+            RequestState::Primary(p) if p.response_delivered => {
+                let (_, response) = p.response?;
+                Some(PendingItem::Response {
+                    request: p.request,
+                    response,
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Step 9 at the partner: a recipient answers a delivered request.

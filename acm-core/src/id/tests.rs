@@ -135,3 +135,17 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn hosts_are_held_in_lower_case() {
+    let id: McServiceId = "sip:Alice@MC-A.Example".parse().unwrap();
+    assert_eq!(id.as_str(), "sip:Alice@mc-a.example");
+    assert_eq!(id.host(), "mc-a.example");
+    let g1: GroupId = "sip:tac-1@MC-A.example".parse().unwrap();
+    let g2: GroupId = "sip:tac-1@mc-a.example".parse().unwrap();
+    assert_eq!(g1, g2);
+    assert_eq!(
+        "MC-B.example".parse::<SystemId>().unwrap().as_str(),
+        "mc-b.example"
+    );
+}
