@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use acm_core::directory::StaticDirectory;
-use acm_core::id::{FunctionalAlias, GroupId, McServiceId, SystemId};
+use acm_core::id::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
 use acm_core::ports::{IdSource, SequentialIds};
 use acm_core::recording::{ManualClock, RecordingHook, RecordingNotifier};
 use acm_core::request::{AcmRequestBody, Target};
@@ -162,6 +162,15 @@ impl TwoSystems {
             a,
             b,
         })
+    }
+
+    /// Steps 1–2: alice asks A to provide `n` of A's groups to `target` in B.
+    pub async fn alice_provides(
+        &self,
+        target: Target,
+        n: usize,
+    ) -> Result<RequestId, acm_core::ServiceError> {
+        self.a.server.submit(&alice(), provision(target, n)).await
     }
 
     /// Relays on both servers until neither has anything left to send (at most 8 rounds).

@@ -9,16 +9,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use acm_core::directory::StaticDirectory;
-use acm_core::id::{GlobalPosition, StreamId, SystemId, Version};
+use acm_core::id::{StreamId, SystemId, Version};
 use acm_core::lifecycle::PartnerMessage;
 use acm_core::ports::SequentialIds;
 use acm_core::recording::ManualClock;
 use acm_core::request::{AcmRequest, AcmRequestBody, Target};
-use acm_core::store::{Appended, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError};
+use acm_core::store::{Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
 use acm_core::{AcmServer, Event, Ports, ServerConfig};
 use acm_store_memory::fixture::{alice, bob, carol, duty_officer, groups, id};
 use acm_store_memory::{InProcessNetwork, MemoryStore};
 use async_trait::async_trait;
+
+mod support;
+use support::{Append, Intercepted};
 
 /// Returns `Pending` a given number of times before completing.
 struct Stall(usize);
@@ -36,35 +39,26 @@ impl Future for Stall {
     }
 }
 
-/// A memory store whose append commits at once but answers late: the first append after
-/// `armed` is set stalls that many polls.
+/// Appends commit at once but answer late: the first append after `armed` is set stalls
+/// that many polls.
 struct LateAcks {
-    inner: MemoryStore<Event>,
     armed: AtomicUsize,
 }
 
 #[async_trait]
-impl EventStore<Event> for LateAcks {
+impl Append for LateAcks {
     async fn append(
         &self,
+        inner: &MemoryStore<Event>,
         stream: StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent<Event>>,
     ) -> Result<Appended, StoreError> {
-        let result = self.inner.append(stream, expected, events).await;
+        let result = inner.append(stream, expected, events).await;
         if result.is_ok() {
             Stall(self.armed.swap(0, Ordering::SeqCst)).await;
         }
         result
-    }
-    fn read_stream(&self, stream: StreamId, after: Version) -> EventStream<'_, Event> {
-        self.inner.read_stream(stream, after)
-    }
-    fn read_all(&self, after: GlobalPosition) -> EventStream<'_, Event> {
-        self.inner.read_all(after)
-    }
-    async fn head(&self) -> Result<GlobalPosition, StoreError> {
-        self.inner.head().await
     }
 }
 
@@ -74,9 +68,11 @@ fn racing_downloads_leave_the_cache_equal_to_the_log() {
         let (a, b): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
         let directory = StaticDirectory::new(b.clone()).with_partner(a.clone(), vec![a.clone()]);
         directory.set_alias_holders(duty_officer(), vec![bob(), carol()]);
-        let store = Arc::new(LateAcks {
-            inner: MemoryStore::new(),
-            armed: AtomicUsize::new(0),
+        let store = Arc::new(Intercepted {
+            inner: Arc::new(MemoryStore::new()),
+            how: LateAcks {
+                armed: AtomicUsize::new(0),
+            },
         });
         let ports = Ports {
             clock: Arc::new(ManualClock::default()),
@@ -106,7 +102,7 @@ fn racing_downloads_leave_the_cache_equal_to_the_log() {
 
         // Bob's delivery commits first but is acknowledged last; carol's races it, loses
         // the version check, reloads, and commits after it.
-        store.armed.store(3, Ordering::SeqCst);
+        store.how.armed.store(3, Ordering::SeqCst);
         let (x, y) = futures_util::future::join(
             server.download_pending(&bob()),
             server.download_pending(&carol()),

@@ -13,7 +13,7 @@ use acm_core::request::{
     Target, VerificationFailure,
 };
 use acm_core::server::ServiceError;
-use acm_store_memory::fixture::{TwoSystems, alice, bob, id, provision};
+use acm_store_memory::fixture::{TwoSystems, alice, bob, id};
 use futures_executor::block_on;
 
 fn response_message(request: acm_core::id::RequestId, response: AcmResponse) -> PartnerMessage {
@@ -28,12 +28,7 @@ fn response_message(request: acm_core::id::RequestId, response: AcmResponse) -> 
 fn primary_refuses_a_response_in_another_systems_name_or_over_the_limits() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
+        let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
         sys.a.server.relay().await.unwrap();
         let accepted = |responder| AcmResponse {
             responder,

@@ -288,12 +288,7 @@ fn malformed_submissions_record_nothing() {
 
 async fn verification_failure(target: Target, want: VerificationFailure) {
     let sys = TwoSystems::new().await.unwrap();
-    let request = sys
-        .a
-        .server
-        .submit(&alice(), provision(target, 1))
-        .await
-        .unwrap();
+    let request = sys.alice_provides(target, 1).await.unwrap();
     sys.settle().await.unwrap();
     assert_eq!(
         types(&sys.b.store, request),
@@ -562,11 +557,7 @@ fn logged_on_target_is_notified_at_once_and_again_at_each_log_on() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
         sys.b.server.log_on(&bob()).await;
-        sys.a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
+        sys.alice_provides(Target::User(bob()), 1).await.unwrap();
         sys.settle().await.unwrap();
         assert_eq!(users(&sys.b.notifier.take()), [bob()]);
         sys.b.server.log_off(&bob());
@@ -663,12 +654,7 @@ fn unreachable_partner_keeps_the_message_until_it_is_acknowledged() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
         sys.network.set_link(&sys.a.id, &sys.b.id, false);
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
+        let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
         let report = sys.a.server.relay().await.unwrap();
         assert_eq!((report.acknowledged, report.failed), (0, 1));
         assert_eq!(sys.a.server.outbox_len(), 1);
@@ -685,12 +671,7 @@ fn unreachable_partner_keeps_the_message_until_it_is_acknowledged() {
 fn restart_between_store_and_send_loses_nothing() {
     block_on(async {
         let mut sys = TwoSystems::new().await.unwrap();
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
+        let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
         sys.a.restart(&sys.network).await.unwrap();
         assert_eq!(
             sys.a.server.outbox_len(),

@@ -5,17 +5,20 @@
 
 use std::sync::{Arc, Mutex};
 
-use acm_core::id::{GlobalPosition, StreamId, Version};
+use acm_core::id::StreamId;
 use acm_core::lifecycle::RequestState;
 use acm_core::pending::PendingItem;
 use acm_core::ports::SequentialIds;
 use acm_core::request::{Decision, Target};
-use acm_core::store::{Appended, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError};
+use acm_core::store::{Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
 use acm_core::{AcmServer, Event, Ports, ServiceError};
 use acm_store_memory::MemoryStore;
-use acm_store_memory::fixture::{System, TwoSystems, alice, bob, provision};
+use acm_store_memory::fixture::{System, TwoSystems, alice, bob};
 use async_trait::async_trait;
+
+mod support;
 use futures_executor::block_on;
+use support::{Append, Intercepted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fail {
@@ -28,22 +31,22 @@ enum Fail {
 
 /// A memory store that fails the append after `skip` more successful ones.
 struct Flaky {
-    inner: Arc<MemoryStore<Event>>,
     next: Mutex<Fail>,
     skip: Mutex<u32>,
 }
 
-impl Flaky {
-    fn fail(&self, after: u32, how: Fail) {
-        *self.skip.lock().unwrap() = after;
-        *self.next.lock().unwrap() = how;
-    }
+type FlakyStore = Intercepted<Flaky>;
+
+fn fail(store: &FlakyStore, after: u32, how: Fail) {
+    *store.how.skip.lock().unwrap() = after;
+    *store.how.next.lock().unwrap() = how;
 }
 
 #[async_trait]
-impl EventStore<Event> for Flaky {
+impl Append for Flaky {
     async fn append(
         &self,
+        inner: &MemoryStore<Event>,
         stream: StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent<Event>>,
@@ -60,29 +63,22 @@ impl EventStore<Event> for Flaky {
         if mode == Fail::BeforeWrite {
             return Err(StoreError::Backend("disk full".into()));
         }
-        let result = self.inner.append(stream, expected, events).await;
+        let result = inner.append(stream, expected, events).await;
         if mode == Fail::AfterWrite {
             return Err(StoreError::Backend("commit reply lost".into()));
         }
         result
     }
-    fn read_stream(&self, stream: StreamId, after: Version) -> EventStream<'_, Event> {
-        self.inner.read_stream(stream, after)
-    }
-    fn read_all(&self, after: GlobalPosition) -> EventStream<'_, Event> {
-        self.inner.read_all(after)
-    }
-    async fn head(&self) -> Result<GlobalPosition, StoreError> {
-        self.inner.head().await
-    }
 }
 
 /// Replaces `system`'s server by one on a flaky view of the same store.
-async fn flaky(sys: &TwoSystems, system: &System, seed: u16) -> (Arc<AcmServer>, Arc<Flaky>) {
-    let store = Arc::new(Flaky {
+async fn flaky(sys: &TwoSystems, system: &System, seed: u16) -> (Arc<AcmServer>, Arc<FlakyStore>) {
+    let store = Arc::new(Intercepted {
         inner: system.store.clone(),
-        next: Mutex::new(Fail::No),
-        skip: Mutex::new(0),
+        how: Flaky {
+            next: Mutex::new(Fail::No),
+            skip: Mutex::new(0),
+        },
     });
     let ports = Ports {
         notifier: system.notifier.clone(),
@@ -104,16 +100,11 @@ async fn flaky(sys: &TwoSystems, system: &System, seed: u16) -> (Arc<AcmServer>,
 fn an_answer_stored_despite_a_backend_error_is_still_relayed_and_hooked() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
+        let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
         sys.settle().await.unwrap();
         let (b, store) = flaky(&sys, &sys.b, 0xC).await;
         b.download_pending(&bob()).await.unwrap();
-        store.fail(0, Fail::AfterWrite);
+        fail(&store, 0, Fail::AfterWrite);
         let answer = b.respond(&bob(), None, request, Decision::Accept).await;
         assert!(matches!(answer, Err(ServiceError::Store(_))), "{answer:?}");
         assert_eq!(b.outbox_len(), 1, "the stored answer is in the outbox");
@@ -130,18 +121,8 @@ fn an_answer_stored_despite_a_backend_error_is_still_relayed_and_hooked() {
 fn a_download_cut_short_by_the_store_loses_no_response() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        let r1 = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
-        let r2 = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 2))
-            .await
-            .unwrap();
+        let r1 = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+        let r2 = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
         sys.settle().await.unwrap();
         sys.b.server.download_pending(&bob()).await.unwrap();
         for r in [r1, r2] {
@@ -165,13 +146,13 @@ fn a_download_cut_short_by_the_store_loses_no_response() {
         };
 
         // The second delivery fails: the client gets the first, the second stays pending.
-        store.fail(1, Fail::BeforeWrite);
+        fail(&store, 1, Fail::BeforeWrite);
         let first = a.download_pending(&alice()).await.unwrap();
         assert_eq!(responses(first.items), [r1]);
         assert_eq!(a.pending_for(&alice()), [r2]);
 
         // The delivery is written but reported failed: the client still gets it.
-        store.fail(0, Fail::AfterWrite);
+        fail(&store, 0, Fail::AfterWrite);
         let second = a.download_pending(&alice()).await.unwrap();
         assert_eq!(responses(second.items), [r2]);
         assert!(a.pending_for(&alice()).is_empty());
@@ -182,15 +163,10 @@ fn a_download_cut_short_by_the_store_loses_no_response() {
 fn a_failed_first_delivery_is_an_error_and_stays_pending() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        let request = sys
-            .a
-            .server
-            .submit(&alice(), provision(Target::User(bob()), 1))
-            .await
-            .unwrap();
+        let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
         sys.settle().await.unwrap();
         let (b, store) = flaky(&sys, &sys.b, 0xE).await;
-        store.fail(0, Fail::BeforeWrite);
+        fail(&store, 0, Fail::BeforeWrite);
         let download = b.download_pending(&bob()).await;
         assert!(
             matches!(download, Err(ServiceError::Store(_))),
