@@ -1,0 +1,86 @@
+//! Reader threads, each with its own read-only connection: reads never wait for the writer's
+//! fsync (WAL lets them read the last committed snapshot), and async callers only await a
+//! channel, so no executor thread blocks on `SQLite`.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use acm_core::store::StoreError;
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::error::BackendError;
+
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A pool of reader threads sharing one job queue.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    jobs: Mutex<Option<mpsc::Sender<ReadJob>>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Readers {
+    pub(crate) fn start(path: &Path, count: usize) -> rusqlite::Result<Self> {
+        let (tx, rx) = mpsc::channel::<ReadJob>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::with_capacity(count);
+        for i in 0..count.max(1) {
+            let conn = crate::open::open_reader(path)?;
+            let rx = rx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("acm-sqlite-reader-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = {
+                            let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
+                            rx.recv()
+                        };
+                        match job {
+                            Ok(job) => job(&conn),
+                            Err(_) => break,
+                        }
+                    }
+                })
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            threads.push(thread);
+        }
+        Ok(Self {
+            jobs: Mutex::new(Some(tx)),
+            threads,
+        })
+    }
+
+    /// Runs `f` on a reader thread and awaits its result.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| drop(tx.send(f(conn))));
+        let sent = self
+            .jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
+        if !sent {
+            return Err(BackendError::Closed.into());
+        }
+        rx.await
+            .map_err(|_| StoreError::from(BackendError::Closed))?
+    }
+
+    pub(crate) fn stop(&mut self) {
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}

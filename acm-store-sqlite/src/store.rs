@@ -1,0 +1,586 @@
+//! The store handle: the event store contract on top of the writer and the readers, plus the
+//! catch-up subscription, chain verification, and the projection queries.
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use acm_core::event::Event;
+use acm_core::id::{GlobalPosition, McServiceId, MessageId, RequestId, StreamId, Version};
+use acm_core::store::{
+    Appended, DomainEvent, Envelope, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use foldhash::HashMap;
+use futures_util::StreamExt;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{oneshot, watch};
+
+use crate::chain::{self, Break, BreakKind, ChainReport, Fields};
+use crate::codec::{Codec, encode, nanos};
+use crate::error::{BackendError, OpenError, sqlite};
+use crate::projection::{AcmProjection, Projection};
+use crate::reader::Readers;
+use crate::upcast::Upcasters;
+use crate::writer::{AppendJob, Job, OutboxRow, Published, Writer};
+
+const READ_ALL: &str = include_str!("store/read_all.sql");
+const READ_STREAM: &str = include_str!("store/read_stream.sql");
+const VERIFY: &str = include_str!("store/verify.sql");
+const PENDING_FOR: &str = include_str!("store/pending_for.sql");
+const INBOX_LOOKUP: &str = include_str!("store/inbox_lookup.sql");
+const OUTBOX_OWED: &str = include_str!("store/outbox_owed.sql");
+
+/// Rows a whole-log read fetches per reader job.
+const PAGE_ALL: usize = 2048;
+/// Rows a stream read fetches per reader job (streams are short).
+const PAGE_STREAM: usize = 256;
+
+/// How a store is opened.
+pub struct SqliteOptions<E> {
+    /// Reader threads (each with its own connection). Default 2.
+    pub readers: usize,
+    /// Most jobs committed in one transaction. Default 1024.
+    pub max_batch: usize,
+    /// Transforms of old payloads, applied on read.
+    pub upcasters: Upcasters,
+    /// Row changes kept in the events' transactions.
+    pub projection: Option<Box<dyn Projection<E>>>,
+}
+
+impl<E> Default for SqliteOptions<E> {
+    fn default() -> Self {
+        Self {
+            readers: 2,
+            max_batch: 1024,
+            upcasters: Upcasters::new(),
+            projection: None,
+        }
+    }
+}
+
+impl<E> fmt::Debug for SqliteOptions<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("readers", &self.readers)
+            .field("max_batch", &self.max_batch)
+            .field("upcasters", &self.upcasters)
+            .field("projection", &self.projection.is_some())
+            .finish()
+    }
+}
+
+impl SqliteOptions<Event> {
+    /// The options of an ACM server's store: the outbox, inbox and pending-items projection.
+    pub fn acm() -> Self {
+        Self {
+            projection: Some(Box::new(AcmProjection::new())),
+            ..Self::default()
+        }
+    }
+}
+
+struct Inner<E> {
+    path: PathBuf,
+    writer: Option<mpsc::Sender<Job<E>>>,
+    writer_thread: Option<JoinHandle<()>>,
+    readers: Readers,
+    codec: Arc<Codec<E>>,
+    published: Arc<Published>,
+    // Held for the store's lifetime: the one-writer lock.
+    _lock: File,
+}
+
+impl<E> Drop for Inner<E> {
+    fn drop(&mut self) {
+        // The writer finishes the batch in hand, then sees the channel closed.
+        self.writer.take();
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
+        }
+        self.readers.stop();
+    }
+}
+
+/// A durable event store in one `SQLite` file: WAL, `synchronous=FULL`, one group-commit
+/// writer thread, reader threads, a hash chain over the log. Cheap to clone (a handle).
+///
+/// ```
+/// use acm_core::id::GlobalPosition;
+/// use acm_core::store::EventStore;
+/// use acm_core::Event;
+/// use acm_store_sqlite::SqliteStore;
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = SqliteStore::<Event>::open_acm(dir.path().join("acm.db")).unwrap();
+/// let head = futures_executor::block_on(store.head()).unwrap();
+/// assert_eq!(head, GlobalPosition::START);
+/// ```
+pub struct SqliteStore<E> {
+    inner: Arc<Inner<E>>,
+}
+
+impl<E> Clone for SqliteStore<E> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<E> fmt::Debug for SqliteStore<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .field("head", &self.inner.published.head.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore<Event> {
+    /// Opens (or creates) an ACM server's store, with its projections.
+    pub fn open_acm(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, SqliteOptions::acm())
+    }
+}
+
+fn spawn_error(path: &Path) -> impl Fn(std::io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl<E: DomainEvent> SqliteStore<E> {
+    /// Opens (or creates) a store with default options and no projection.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// Opens (or creates) a store. A file that is not an acm store, or of a newer schema, is
+    /// refused with a typed error and left untouched.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions<E>) -> Result<Self, OpenError> {
+        let path = crate::open::absolute(path.as_ref());
+        crate::open::check_path(&path)?;
+        let (conn, lock) = crate::open::open_writer(&path)?;
+        let as_open_error = |source| OpenError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let codec = Arc::new(Codec::new(options.upcasters));
+        let published = Arc::new(Published {
+            head: AtomicU64::new(0),
+            changed: watch::channel(0).0,
+        });
+        let writer = Writer::new(
+            conn,
+            codec.clone(),
+            options.projection,
+            published.clone(),
+            options.max_batch,
+        )
+        .map_err(as_open_error)?;
+        let readers = Readers::start(&path, options.readers).map_err(as_open_error)?;
+        let (tx, rx) = mpsc::channel();
+        let writer_thread = std::thread::Builder::new()
+            .name("acm-sqlite-writer".to_owned())
+            .spawn(move || writer.run(&rx))
+            .map_err(spawn_error(&path))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer: Some(tx),
+                writer_thread: Some(writer_thread),
+                readers,
+                codec,
+                published,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn send(&self, job: Job<E>) -> Result<(), StoreError> {
+        self.inner
+            .writer
+            .as_ref()
+            .and_then(|w| w.send(job).ok())
+            .ok_or_else(|| BackendError::Closed.into())
+    }
+
+    async fn read_page_all(
+        &self,
+        after: GlobalPosition,
+        limit: usize,
+    ) -> Result<Vec<Envelope<E>>, StoreError> {
+        let codec = self.inner.codec.clone();
+        self.inner
+            .readers
+            .run(move |conn| {
+                query_envelopes(
+                    conn,
+                    &codec,
+                    READ_ALL,
+                    params![to_i64(after.0), to_i64(limit as u64)],
+                )
+            })
+            .await
+    }
+
+    /// Every event after `after`, then each event as it commits: a catch-up subscription.
+    /// The stream ends only when the store's writer stops; it holds the store open.
+    pub fn subscribe(&self, after: GlobalPosition) -> EventStream<'static, E> {
+        struct State<E> {
+            store: SqliteStore<E>,
+            after: GlobalPosition,
+            changed: watch::Receiver<u64>,
+            failed: bool,
+        }
+        let state = State {
+            store: self.clone(),
+            after,
+            changed: self.inner.published.changed.subscribe(),
+            failed: false,
+        };
+        let pages = futures_util::stream::unfold(state, |mut s| async move {
+            if s.failed {
+                return None;
+            }
+            loop {
+                // Seen before reading, so a commit after the read still wakes us.
+                let head = *s.changed.borrow_and_update();
+                if head > s.after.0 {
+                    match s.store.read_page_all(s.after, PAGE_ALL).await {
+                        Ok(page) if !page.is_empty() => {
+                            s.after = page.last().map_or(s.after, |e| e.position);
+                            return Some((futures_util::stream::iter(ok_all(page)), s));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            s.failed = true;
+                            return Some((futures_util::stream::iter(vec![Err(e)]), s));
+                        }
+                    }
+                }
+                if s.changed.changed().await.is_err() {
+                    return None;
+                }
+            }
+        });
+        Box::pin(pages.flatten())
+    }
+
+    /// Recomputes the hash chain over the whole log (one read transaction) and reports the
+    /// first position that does not verify.
+    pub async fn verify(&self) -> Result<ChainReport, StoreError> {
+        self.inner.readers.run(verify).await
+    }
+
+    /// Ids of the requests pending for `user`, oldest first (the pending-items projection).
+    pub async fn pending_for(&self, user: &McServiceId) -> Result<Vec<RequestId>, StoreError> {
+        let user = user.clone();
+        self.inner
+            .readers
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(PENDING_FOR).map_err(sqlite)?;
+                let mut rows = stmt.query([user.as_str()]).map_err(sqlite)?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next().map_err(sqlite)? {
+                    let bytes: [u8; 16] = row.get(0).map_err(sqlite)?;
+                    let id = RequestId::from_uuid(uuid::Uuid::from_bytes(bytes)).map_err(|_| {
+                        StoreError::from(BackendError::Corrupt {
+                            position: 0,
+                            column: "pending.stream_id",
+                        })
+                    })?;
+                    out.push(id);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    /// Where the partner message `message_id` was stored, if it was received (the inbox).
+    pub async fn received(
+        &self,
+        message_id: MessageId,
+    ) -> Result<Option<GlobalPosition>, StoreError> {
+        self.inner
+            .readers
+            .run(move |conn| {
+                let p: Option<i64> = conn
+                    .prepare_cached(INBOX_LOOKUP)
+                    .and_then(|mut s| {
+                        s.query_row([&message_id.as_uuid().as_bytes()[..]], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(sqlite)?;
+                Ok(p.map(|p| GlobalPosition(p.cast_unsigned())))
+            })
+            .await
+    }
+
+    /// How many outbox messages are owed (not yet settled).
+    pub async fn outbox_owed(&self) -> Result<u64, StoreError> {
+        self.inner
+            .readers
+            .run(|conn| {
+                let n: i64 = conn
+                    .query_row(OUTBOX_OWED, [], |r| r.get(0))
+                    .map_err(sqlite)?;
+                Ok(n.cast_unsigned())
+            })
+            .await
+    }
+
+    /// Claims up to `limit` outbox messages due at `now`, for `lease`: until it ends another
+    /// relay pass does not claim them again. A message stays owed until the event that settles
+    /// it (the partner's acknowledgement) is appended.
+    pub async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Claim {
+            now: nanos(now)?,
+            until: nanos(now + lease)?,
+            limit,
+            reply,
+        })?;
+        rx.await
+            .map_err(|_| StoreError::from(BackendError::Closed))?
+    }
+
+    /// Records a failed send of `message_id`: one more attempt, not due again before
+    /// `retry_at`. Returns the attempts so far (`None` when the message is no longer owed).
+    pub async fn outbox_failed(
+        &self,
+        message_id: MessageId,
+        retry_at: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Failed {
+            message_id,
+            retry_at: nanos(retry_at)?,
+            reply,
+        })?;
+        rx.await
+            .map_err(|_| StoreError::from(BackendError::Closed))?
+    }
+}
+
+fn ok_all<E>(page: Vec<Envelope<E>>) -> Vec<Result<Envelope<E>, StoreError>> {
+    page.into_iter().map(Ok).collect()
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn query_envelopes<E: DomainEvent>(
+    conn: &Connection,
+    codec: &Codec<E>,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Envelope<E>>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(sqlite)?;
+    let mut rows = stmt.query(params).map_err(sqlite)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sqlite)? {
+        out.push(codec.decode(row)?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
+    async fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent<E>>,
+    ) -> Result<Appended, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::EmptyAppend);
+        }
+        if let Some(dup) = events
+            .iter()
+            .enumerate()
+            .find(|(i, e)| events[..*i].iter().any(|p| p.event_id == e.event_id))
+        {
+            return Err(StoreError::IdempotencyConflict {
+                event_id: dup.1.event_id,
+            });
+        }
+        for e in &events {
+            nanos(e.recorded_at)?;
+        }
+        // Encoded here, on the caller's task, so the writer thread only writes.
+        let payloads = encode(&events)?;
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Append(AppendJob {
+            stream,
+            expected,
+            events,
+            payloads,
+            reply,
+        }))?;
+        rx.await
+            .map_err(|_| StoreError::from(BackendError::Closed))?
+    }
+
+    fn read_stream(&self, stream: StreamId, after: Version) -> EventStream<'_, E> {
+        let pages = futures_util::stream::unfold(Some(after), move |after| async move {
+            let after = after?;
+            let codec = self.inner.codec.clone();
+            let page = self
+                .inner
+                .readers
+                .run(move |conn| {
+                    query_envelopes(
+                        conn,
+                        &codec,
+                        READ_STREAM,
+                        params![
+                            &stream.0.as_uuid().as_bytes()[..],
+                            to_i64(after.0),
+                            to_i64(PAGE_STREAM as u64)
+                        ],
+                    )
+                })
+                .await;
+            match page {
+                Err(e) => Some((futures_util::stream::iter(vec![Err(e)]), None)),
+                Ok(page) => {
+                    let next = (page.len() == PAGE_STREAM)
+                        .then(|| page.last().map(|e| e.version))
+                        .flatten();
+                    (!page.is_empty()).then(|| (futures_util::stream::iter(ok_all(page)), next))
+                }
+            }
+        });
+        Box::pin(pages.flatten())
+    }
+
+    fn read_all(&self, after: GlobalPosition) -> EventStream<'_, E> {
+        let pages = futures_util::stream::unfold(Some(after), move |after| async move {
+            let after = after?;
+            match self.read_page_all(after, PAGE_ALL).await {
+                Err(e) => Some((futures_util::stream::iter(vec![Err(e)]), None)),
+                Ok(page) => {
+                    let next = (page.len() == PAGE_ALL)
+                        .then(|| page.last().map(|e| e.position))
+                        .flatten();
+                    (!page.is_empty()).then(|| (futures_util::stream::iter(ok_all(page)), next))
+                }
+            }
+        });
+        Box::pin(pages.flatten())
+    }
+
+    async fn head(&self) -> Result<GlobalPosition, StoreError> {
+        Ok(GlobalPosition(
+            self.inner.published.head.load(Ordering::Acquire),
+        ))
+    }
+}
+
+/// Walks the log in one read transaction, recomputing every link.
+fn verify(conn: &Connection) -> Result<ChainReport, StoreError> {
+    conn.execute_batch("BEGIN").map_err(sqlite)?;
+    let report = walk(conn);
+    let _ = conn.execute_batch("COMMIT");
+    report
+}
+
+fn walk(conn: &Connection) -> Result<ChainReport, StoreError> {
+    let (recorded, recorded_link) = crate::writer::read_chain_head(conn).map_err(sqlite)?;
+    let mut stmt = conn.prepare(VERIFY).map_err(sqlite)?;
+    let mut rows = stmt.query([]).map_err(sqlite)?;
+    let mut link = chain::GENESIS;
+    let mut expected = 1u64;
+    let mut versions: HashMap<Vec<u8>, u64> = HashMap::default();
+    let report = |checked, head, position, kind| {
+        Ok(ChainReport {
+            checked,
+            head,
+            broken: Some(Break { position, kind }),
+        })
+    };
+    while let Some(row) = rows.next().map_err(sqlite)? {
+        let position = row.get::<_, i64>(0).map_err(sqlite)?.cast_unsigned();
+        if position != expected {
+            return report(expected - 1, link, expected, BreakKind::Missing);
+        }
+        let Some((fields, stored)) = fields(row, position) else {
+            return report(expected - 1, link, position, BreakKind::Corrupt);
+        };
+        let next = chain::link(&link, &fields);
+        if stored != next {
+            return report(expected - 1, link, position, BreakKind::HashMismatch);
+        }
+        let v = versions.entry(fields.stream_id.to_vec()).or_default();
+        if fields.version != *v + 1 {
+            return report(expected - 1, link, position, BreakKind::VersionGap);
+        }
+        *v = fields.version;
+        link = next;
+        expected += 1;
+    }
+    let last = expected - 1;
+    if recorded > last {
+        return report(last, link, last + 1, BreakKind::Truncated);
+    }
+    if recorded < last || recorded_link != link {
+        // Rows past the recorded head, or a head that is not this chain's: the last
+        // transaction's rows were rewritten.
+        return report(
+            last,
+            link,
+            recorded.min(last).max(1),
+            BreakKind::HashMismatch,
+        );
+    }
+    Ok(ChainReport {
+        checked: last,
+        head: link,
+        broken: None,
+    })
+}
+
+fn fields<'r>(row: &'r rusqlite::Row<'_>, position: u64) -> Option<(Fields<'r>, chain::Hash)> {
+    let blob = |i| row.get_ref(i).ok()?.as_blob().ok();
+    let text = |i| row.get_ref(i).ok()?.as_str().ok();
+    let int = |i| row.get_ref(i).ok()?.as_i64().ok();
+    let causation_id = match row.get_ref(6).ok()? {
+        rusqlite::types::ValueRef::Null => None,
+        v => Some(v.as_blob().ok()?),
+    };
+    let stored: chain::Hash = blob(12)?.try_into().ok()?;
+    Some((
+        Fields {
+            position,
+            event_id: blob(1)?,
+            stream_id: blob(2)?,
+            version: int(3)?.cast_unsigned(),
+            recorded_at: int(4)?,
+            correlation_id: blob(5)?,
+            causation_id,
+            actor_kind: text(7)?,
+            actor_id: text(8)?,
+            event_type: text(9)?,
+            schema_version: u32::try_from(int(10)?).ok()?,
+            payload: blob(11)?,
+        },
+        stored,
+    ))
+}

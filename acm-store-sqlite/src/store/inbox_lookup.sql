@@ -1,0 +1,1 @@
+SELECT position FROM inbox WHERE message_id = ?1

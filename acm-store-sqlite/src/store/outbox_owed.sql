@@ -1,0 +1,1 @@
+SELECT count(*) FROM outbox WHERE settled_position IS NULL

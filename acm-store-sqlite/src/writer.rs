@@ -1,0 +1,685 @@
+//! The one writer thread. It takes every job queued while the previous transaction was
+//! committing and runs them in one `BEGIN IMMEDIATE` transaction (group commit): one fsync
+//! pays for the whole batch. Each append runs inside its own savepoint, so a conflicting
+//! append is rolled back alone and its caller gets its own typed error.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use acm_core::id::{EventId, GlobalPosition, MessageId, RequestId, StreamId, SystemId, Version};
+use acm_core::store::{Appended, DomainEvent, ExpectedVersion, NewEvent, StoreError};
+use foldhash::HashMap;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+use tokio::sync::{oneshot, watch};
+
+use crate::chain::{self, Fields, Hash};
+use crate::codec::{Codec, actor_columns};
+use crate::error::BackendError;
+use crate::projection::{Appending, History, Projection, RowChange};
+
+const INSERT_EVENT: &str = include_str!("writer/insert_event.sql");
+const PENDING_ADD: &str = include_str!("writer/pending_add.sql");
+const PENDING_REMOVE: &str = include_str!("writer/pending_remove.sql");
+const OUTBOX_QUEUE: &str = include_str!("writer/outbox_queue.sql");
+const OUTBOX_SETTLE: &str = include_str!("writer/outbox_settle.sql");
+const OUTBOX_CLAIM: &str = include_str!("writer/outbox_claim.sql");
+const OUTBOX_FAILED: &str = include_str!("writer/outbox_failed.sql");
+const INBOX_RECORD: &str = include_str!("writer/inbox_record.sql");
+const CHAIN_HEAD: &str = include_str!("writer/chain_head.sql");
+const HISTORY: &str = include_str!("writer/history.sql");
+const REPLAYED: &str = include_str!("writer/replayed.sql");
+
+/// Stream versions kept before the cache starts over (a miss costs one indexed lookup).
+const MAX_CACHED_VERSIONS: usize = 1 << 20;
+
+/// A message owed to a partner, claimed from the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    /// The message id (the partner deduplicates by it).
+    pub message_id: MessageId,
+    /// The request (stream) it belongs to.
+    pub request_id: RequestId,
+    /// The partner system.
+    pub partner: SystemId,
+    /// The message as JSON, as the projection queued it.
+    pub message: Vec<u8>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Position of the event that queued it.
+    pub queued_position: GlobalPosition,
+}
+
+pub(crate) struct AppendJob<E> {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent<E>>,
+    pub payloads: Vec<Vec<u8>>,
+    pub reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+pub(crate) enum Job<E> {
+    Append(AppendJob<E>),
+    Claim {
+        now: i64,
+        until: i64,
+        limit: usize,
+        reply: oneshot::Sender<Result<Vec<OutboxRow>, StoreError>>,
+    },
+    Failed {
+        message_id: MessageId,
+        retry_at: i64,
+        reply: oneshot::Sender<Result<Option<u32>, StoreError>>,
+    },
+}
+
+/// What readers may see of the writer: the committed head, and a signal per commit.
+#[derive(Debug)]
+pub(crate) struct Published {
+    pub head: AtomicU64,
+    pub changed: watch::Sender<u64>,
+}
+
+/// A job's outcome, sent once its transaction is committed (or failed).
+enum Done {
+    Append(
+        oneshot::Sender<Result<Appended, StoreError>>,
+        Result<Appended, StoreError>,
+    ),
+    Claim(
+        oneshot::Sender<Result<Vec<OutboxRow>, StoreError>>,
+        Result<Vec<OutboxRow>, StoreError>,
+    ),
+    Failed(
+        oneshot::Sender<Result<Option<u32>, StoreError>>,
+        Result<Option<u32>, StoreError>,
+    ),
+}
+
+impl Done {
+    fn send(self) {
+        // A caller that stopped waiting does not stop the others.
+        match self {
+            Self::Append(tx, r) => drop(tx.send(r)),
+            Self::Claim(tx, r) => drop(tx.send(r)),
+            Self::Failed(tx, r) => drop(tx.send(r)),
+        }
+    }
+
+    fn fail(self, error: &Arc<rusqlite::Error>) {
+        let e = || BackendError::Sqlite(error.clone()).into();
+        match self {
+            Self::Append(tx, _) => drop(tx.send(Err(e()))),
+            Self::Claim(tx, _) => drop(tx.send(Err(e()))),
+            Self::Failed(tx, _) => drop(tx.send(Err(e()))),
+        }
+    }
+}
+
+/// What the open transaction has written so far.
+struct Tx {
+    head: u64,
+    chain: Hash,
+    versions: HashMap<StreamId, Version>,
+}
+
+pub(crate) struct Writer<E> {
+    conn: Connection,
+    codec: Arc<Codec<E>>,
+    projection: Option<Box<dyn Projection<E>>>,
+    published: Arc<Published>,
+    max_batch: usize,
+    /// Committed stream versions.
+    versions: HashMap<StreamId, Version>,
+    /// Committed head and chain link.
+    head: u64,
+    chain: Hash,
+    changes: Vec<RowChange>,
+}
+
+fn blob(id: uuid::Uuid) -> [u8; 16] {
+    *id.as_bytes()
+}
+
+fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Whether `e` is a UNIQUE or PRIMARY KEY violation, told by `SQLite`'s extended result code.
+fn violation(e: &rusqlite::Error) -> Option<i32> {
+    let f = e.sqlite_error()?;
+    (f.code == ErrorCode::ConstraintViolation
+        && matches!(
+            f.extended_code,
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        ))
+    .then_some(f.extended_code)
+}
+
+/// Reads a stream's history inside the writer's transaction.
+struct TxHistory<'a, E> {
+    conn: &'a Connection,
+    codec: &'a Codec<E>,
+}
+
+impl<E: DomainEvent> History<E> for TxHistory<'_, E> {
+    fn load(&mut self, stream: StreamId, upto: Version) -> Result<Vec<E>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(HISTORY)
+            .map_err(crate::error::sqlite)?;
+        let mut rows = stmt
+            .query(params![blob(stream.0.as_uuid()), i64_of(upto.0)])
+            .map_err(crate::error::sqlite)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(crate::error::sqlite)? {
+            out.push(self.codec.decode(row)?.payload);
+        }
+        Ok(out)
+    }
+}
+
+/// How an insert failed.
+enum InsertError {
+    /// A UNIQUE / PRIMARY KEY violation at event `index`, with its extended code.
+    Violation {
+        index: usize,
+        code: i32,
+    },
+    Fatal(rusqlite::Error),
+}
+
+impl<E: DomainEvent> Writer<E> {
+    pub(crate) fn new(
+        conn: Connection,
+        codec: Arc<Codec<E>>,
+        projection: Option<Box<dyn Projection<E>>>,
+        published: Arc<Published>,
+        max_batch: usize,
+    ) -> rusqlite::Result<Self> {
+        let (head, chain) = read_chain_head(&conn)?;
+        published.head.store(head, Ordering::Release);
+        published.changed.send_replace(head);
+        Ok(Self {
+            conn,
+            codec,
+            projection,
+            published,
+            max_batch: max_batch.max(1),
+            versions: HashMap::default(),
+            head,
+            chain,
+            changes: Vec::new(),
+        })
+    }
+
+    /// Runs until every sender is dropped.
+    pub(crate) fn run(mut self, jobs: &mpsc::Receiver<Job<E>>) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        while let Ok(first) = jobs.recv() {
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch);
+        }
+        tracing::debug!("acm store writer stopped");
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Job<E>>) {
+        let mut tx = Tx {
+            head: self.head,
+            chain: self.chain,
+            versions: HashMap::default(),
+        };
+        let mut done = Vec::with_capacity(batch.len());
+        let mut fatal = self.conn.execute_batch("BEGIN IMMEDIATE").err();
+        for job in batch.drain(..) {
+            let skipped = || BackendError::Closed.into();
+            match job {
+                Job::Append(a) => {
+                    let r = if fatal.is_some() {
+                        Err(skipped())
+                    } else {
+                        self.append(&a, &mut tx).unwrap_or_else(|e| {
+                            fatal = Some(e);
+                            Err(skipped())
+                        })
+                    };
+                    done.push(Done::Append(a.reply, r));
+                }
+                Job::Claim {
+                    now,
+                    until,
+                    limit,
+                    reply,
+                } => {
+                    let r = if fatal.is_some() {
+                        Err(skipped())
+                    } else {
+                        self.claim(now, until, limit).unwrap_or_else(|e| {
+                            fatal = Some(e);
+                            Err(skipped())
+                        })
+                    };
+                    done.push(Done::Claim(reply, r));
+                }
+                Job::Failed {
+                    message_id,
+                    retry_at,
+                    reply,
+                } => {
+                    let r = if fatal.is_some() {
+                        Err(skipped())
+                    } else {
+                        self.failed(message_id, retry_at).unwrap_or_else(|e| {
+                            fatal = Some(e);
+                            Err(skipped())
+                        })
+                    };
+                    done.push(Done::Failed(reply, r));
+                }
+            }
+        }
+        if fatal.is_none() && tx.head != self.head {
+            fatal = self
+                .conn
+                .prepare_cached(CHAIN_HEAD)
+                .and_then(|mut s| s.execute(params![i64_of(tx.head), &tx.chain[..]]))
+                .err();
+        }
+        if fatal.is_none() {
+            fatal = self.conn.execute_batch("COMMIT").err();
+        }
+        if let Some(error) = fatal {
+            tracing::error!(%error, jobs = done.len(), "acm store transaction failed; rolled back");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.recover();
+            let error = Arc::new(error);
+            for d in done {
+                d.fail(&error);
+            }
+            return;
+        }
+        self.head = tx.head;
+        self.chain = tx.chain;
+        if self.versions.len() + tx.versions.len() > MAX_CACHED_VERSIONS {
+            self.versions.clear();
+        }
+        self.versions.extend(tx.versions);
+        if self.published.head.load(Ordering::Acquire) != self.head {
+            self.published.head.store(self.head, Ordering::Release);
+            self.published.changed.send_replace(self.head);
+        }
+        for d in done {
+            d.send();
+        }
+    }
+
+    /// After a failed transaction: forget every cache and re-read the committed head.
+    fn recover(&mut self) {
+        self.versions.clear();
+        if let Some(p) = self.projection.as_mut() {
+            p.reset();
+        }
+        match read_chain_head(&self.conn) {
+            Ok((head, chain)) => {
+                self.head = head;
+                self.chain = chain;
+            }
+            Err(error) => tracing::error!(%error, "could not re-read the chain head"),
+        }
+    }
+
+    fn version(&mut self, stream: StreamId, tx: &Tx) -> rusqlite::Result<Version> {
+        if let Some(v) = tx
+            .versions
+            .get(&stream)
+            .or_else(|| self.versions.get(&stream))
+        {
+            return Ok(*v);
+        }
+        let v: i64 = self
+            .conn
+            .prepare_cached("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = ?1")?
+            .query_row([blob(stream.0.as_uuid())], |r| r.get(0))?;
+        let v = Version(v.cast_unsigned());
+        // Committed (the stream is untouched in this transaction), so safe to keep.
+        self.versions.insert(stream, v);
+        Ok(v)
+    }
+
+    fn position_of(&self, id: EventId) -> rusqlite::Result<Option<u64>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT position FROM events WHERE event_id = ?1")?
+            .query_row([blob(id.as_uuid())], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(i64::cast_unsigned))
+    }
+
+    /// The answer to a re-append whose first event is stored at `position`: the original
+    /// positions when the whole batch is stored there unchanged, else an idempotency conflict.
+    fn replayed(&self, position: u64, a: &AppendJob<E>) -> Result<Appended, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(REPLAYED)
+            .map_err(crate::error::sqlite)?;
+        let mut rows = stmt
+            .query(params![i64_of(position), i64_of(a.events.len() as u64)])
+            .map_err(crate::error::sqlite)?;
+        let mut stored = Vec::with_capacity(a.events.len());
+        while let Some(row) = rows.next().map_err(crate::error::sqlite)? {
+            stored.push(self.codec.decode(row)?);
+        }
+        let first_differing = a.events.iter().enumerate().find(|(i, e)| {
+            stored.get(*i).is_none_or(|s| {
+                !s.same_as(a.stream, e) || (*i > 0 && s.version != stored[i - 1].version.next())
+            })
+        });
+        if let Some((_, e)) = first_differing {
+            return Err(StoreError::IdempotencyConflict {
+                event_id: e.event_id,
+            });
+        }
+        Ok(Appended {
+            first_version: stored[0].version,
+            first_position: stored[0].position,
+            count: a.events.len() as u64,
+            replayed: true,
+        })
+    }
+
+    fn append(
+        &mut self,
+        a: &AppendJob<E>,
+        tx: &mut Tx,
+    ) -> rusqlite::Result<Result<Appended, StoreError>> {
+        let actual = self.version(a.stream, tx)?;
+        if !a.expected.admits(actual) {
+            // A re-append of stored events is answered whatever it expects.
+            if let Some(p) = self.position_of(a.events[0].event_id)? {
+                return Ok(self.replayed(p, a));
+            }
+            return Ok(Err(StoreError::Conflict {
+                stream: a.stream,
+                expected: a.expected,
+                actual,
+            }));
+        }
+        self.conn.prepare_cached("SAVEPOINT append")?.execute([])?;
+        let inserted = self.insert(a, actual, tx.head, tx.chain);
+        let chain = match inserted {
+            Ok(chain) => chain,
+            Err(InsertError::Fatal(e)) => return Err(e),
+            Err(InsertError::Violation { index, code }) => {
+                self.rollback_savepoint()?;
+                if code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY {
+                    // The position was taken: this writer's head is out of step with the file.
+                    return Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(code),
+                        Some("global position already taken".to_owned()),
+                    ));
+                }
+                let id = a.events[index].event_id;
+                return Ok(match self.position_of(id)? {
+                    Some(p) if index == 0 => self.replayed(p, a),
+                    Some(_) => Err(StoreError::IdempotencyConflict { event_id: id }),
+                    None => {
+                        // The version was taken: the cached version was stale.
+                        self.versions.remove(&a.stream);
+                        let actual = self.version(a.stream, tx)?;
+                        Err(StoreError::Conflict {
+                            stream: a.stream,
+                            expected: a.expected,
+                            actual,
+                        })
+                    }
+                });
+            }
+        };
+        let first_position = tx.head + 1;
+        if let Err(e) = self.project(a, actual, first_position) {
+            self.rollback_savepoint()?;
+            if let Some(p) = self.projection.as_mut() {
+                p.forget(a.stream);
+            }
+            return Ok(Err(e));
+        }
+        self.conn.prepare_cached("RELEASE append")?.execute([])?;
+        let count = a.events.len() as u64;
+        tx.head += count;
+        tx.chain = chain;
+        tx.versions.insert(a.stream, Version(actual.0 + count));
+        Ok(Ok(Appended {
+            first_version: actual.next(),
+            first_position: GlobalPosition(first_position),
+            count,
+            replayed: false,
+        }))
+    }
+
+    fn rollback_savepoint(&self) -> rusqlite::Result<()> {
+        self.conn
+            .prepare_cached("ROLLBACK TO append")?
+            .execute([])?;
+        self.conn.prepare_cached("RELEASE append")?.execute([])?;
+        Ok(())
+    }
+
+    /// Inserts the batch's rows after `head`, chaining from `chain`; returns the last link.
+    fn insert(
+        &self,
+        a: &AppendJob<E>,
+        actual: Version,
+        head: u64,
+        mut chain: Hash,
+    ) -> Result<Hash, InsertError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(INSERT_EVENT)
+            .map_err(InsertError::Fatal)?;
+        let stream_id = blob(a.stream.0.as_uuid());
+        for (i, (e, payload)) in a.events.iter().zip(&a.payloads).enumerate() {
+            let position = head + 1 + i as u64;
+            let version = actual.0 + 1 + i as u64;
+            let event_id = blob(e.event_id.as_uuid());
+            let correlation_id = blob(e.correlation_id.as_uuid());
+            let causation_id = e.causation_id.map(|c| blob(c.0));
+            let (actor_kind, actor_id) = actor_columns(&e.actor);
+            // Checked by the caller before the job was queued.
+            let recorded_at = e.recorded_at.timestamp_nanos_opt().unwrap_or_default();
+            let event_type = e.payload.event_type();
+            let schema_version = e.payload.schema_version();
+            chain = chain::link(
+                &chain,
+                &Fields {
+                    position,
+                    event_id: &event_id,
+                    stream_id: &stream_id,
+                    version,
+                    recorded_at,
+                    correlation_id: &correlation_id,
+                    causation_id: causation_id.as_ref().map(|c| &c[..]),
+                    actor_kind,
+                    actor_id,
+                    event_type,
+                    schema_version,
+                    payload,
+                },
+            );
+            stmt.execute(params![
+                i64_of(position),
+                &event_id[..],
+                &stream_id[..],
+                i64_of(version),
+                recorded_at,
+                &correlation_id[..],
+                causation_id.as_ref().map(|c| &c[..]),
+                actor_kind,
+                actor_id,
+                event_type,
+                schema_version,
+                payload,
+                &chain[..],
+            ])
+            .map_err(|e| match violation(&e) {
+                Some(code) => InsertError::Violation { index: i, code },
+                None => InsertError::Fatal(e),
+            })?;
+        }
+        Ok(chain)
+    }
+
+    /// Runs the projection over the batch and applies its row changes.
+    fn project(
+        &mut self,
+        a: &AppendJob<E>,
+        actual: Version,
+        first_position: u64,
+    ) -> Result<(), StoreError> {
+        let Self {
+            conn,
+            codec,
+            projection,
+            changes,
+            ..
+        } = self;
+        let Some(projection) = projection.as_mut() else {
+            return Ok(());
+        };
+        let stream_id = blob(a.stream.0.as_uuid());
+        for (i, event) in a.events.iter().enumerate() {
+            let position = first_position + i as u64;
+            changes.clear();
+            projection.project(
+                &mut TxHistory { conn, codec },
+                Appending {
+                    stream: a.stream,
+                    version: Version(actual.0 + 1 + i as u64),
+                    position: GlobalPosition(position),
+                    event,
+                },
+                changes,
+            )?;
+            for change in changes.iter() {
+                apply_change(conn, &stream_id, i64_of(position), change)
+                    .map_err(crate::error::sqlite)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn claim(
+        &self,
+        now: i64,
+        until: i64,
+        limit: usize,
+    ) -> rusqlite::Result<Result<Vec<OutboxRow>, StoreError>> {
+        let mut stmt = self.conn.prepare_cached(OUTBOX_CLAIM)?;
+        let mut rows = stmt.query(params![now, until, i64_of(limit as u64)])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            match outbox_row(row) {
+                Some(r) => out.push(r),
+                None => {
+                    return Ok(Err(BackendError::Corrupt {
+                        position: 0,
+                        column: "outbox",
+                    }
+                    .into()));
+                }
+            }
+        }
+        out.sort_unstable_by_key(|r| r.queued_position);
+        Ok(Ok(out))
+    }
+
+    fn failed(
+        &self,
+        message_id: MessageId,
+        retry_at: i64,
+    ) -> rusqlite::Result<Result<Option<u32>, StoreError>> {
+        let attempts: Option<i64> = self
+            .conn
+            .prepare_cached(OUTBOX_FAILED)?
+            .query_row(params![&blob(message_id.as_uuid())[..], retry_at], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(Ok(attempts.map(|a| u32::try_from(a).unwrap_or(u32::MAX))))
+    }
+}
+
+fn outbox_row(row: &rusqlite::Row<'_>) -> Option<OutboxRow> {
+    let id = |i| -> Option<uuid::Uuid> {
+        uuid::Uuid::from_slice(row.get_ref(i).ok()?.as_blob().ok()?).ok()
+    };
+    Some(OutboxRow {
+        message_id: MessageId::from_uuid(id(0)?).ok()?,
+        request_id: RequestId::from_uuid(id(1)?).ok()?,
+        partner: row.get_ref(2).ok()?.as_str().ok()?.parse().ok()?,
+        message: row.get(3).ok()?,
+        attempts: u32::try_from(row.get::<_, i64>(4).ok()?).ok()?,
+        queued_position: GlobalPosition(row.get::<_, i64>(5).ok()?.cast_unsigned()),
+    })
+}
+
+fn apply_change(
+    conn: &Connection,
+    stream_id: &[u8; 16],
+    position: i64,
+    change: &RowChange,
+) -> rusqlite::Result<usize> {
+    match change {
+        RowChange::PendingAdd { user } => conn.prepare_cached(PENDING_ADD)?.execute(params![
+            user.as_str(),
+            &stream_id[..],
+            position
+        ]),
+        RowChange::PendingRemove { user } => conn
+            .prepare_cached(PENDING_REMOVE)?
+            .execute(params![user.as_str(), &stream_id[..]]),
+        RowChange::OutboxQueue {
+            message_id,
+            partner,
+            message,
+        } => conn.prepare_cached(OUTBOX_QUEUE)?.execute(params![
+            &blob(message_id.as_uuid())[..],
+            &stream_id[..],
+            partner.as_str(),
+            message,
+            position
+        ]),
+        RowChange::OutboxSettle { message_id } => conn
+            .prepare_cached(OUTBOX_SETTLE)?
+            .execute(params![&blob(message_id.as_uuid())[..], position]),
+        RowChange::InboxRecord { message_id, sender } => {
+            conn.prepare_cached(INBOX_RECORD)?.execute(params![
+                &blob(message_id.as_uuid())[..],
+                sender.as_str(),
+                &stream_id[..],
+                position
+            ])
+        }
+    }
+}
+
+pub(crate) fn read_chain_head(conn: &Connection) -> rusqlite::Result<(u64, Hash)> {
+    conn.query_row(
+        "SELECT position, hash FROM chain_head WHERE id = 1",
+        [],
+        |r| {
+            let position: i64 = r.get(0)?;
+            let hash: Vec<u8> = r.get(1)?;
+            let mut link = chain::GENESIS;
+            if hash.len() == link.len() {
+                link.copy_from_slice(&hash);
+            }
+            Ok((position.cast_unsigned(), link))
+        },
+    )
+}
