@@ -238,3 +238,41 @@ impl AcceptanceHook for NoHook {
         Ok(())
     }
 }
+
+/// A message owed to a partner, as a durable outbox hands it to the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwedMessage {
+    /// The request it belongs to.
+    pub request_id: RequestId,
+    /// The partner system.
+    pub to: SystemId,
+    /// The message.
+    pub message: PartnerMessage,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+/// A durable outbox kept by the store in the same transaction as the events (the `SQLite`
+/// store has one). With it the relay claims due messages from the store and counts failed
+/// attempts there, so back-off survives a restart; without it the relay works from the
+/// in-memory projection. Either way a message is settled by the event that records its
+/// acknowledgement.
+#[async_trait]
+pub trait OutboxLedger: Send + Sync {
+    /// Claims up to `limit` messages due at `now`; a claimed message is not claimed again
+    /// before `now + lease` unless recorded as failed.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: usize,
+    ) -> Result<Vec<OwedMessage>, crate::store::StoreError>;
+
+    /// Records a failed send: one more attempt, not due before `retry_at`. Returns the
+    /// attempts so far, or `None` when the message is no longer owed.
+    async fn failed(
+        &self,
+        message_id: MessageId,
+        retry_at: DateTime<Utc>,
+    ) -> Result<Option<u32>, crate::store::StoreError>;
+}

@@ -24,14 +24,17 @@ use crate::id::{
 use crate::lifecycle::{Command, PartnerMessage, ReceiptFacts, RequestState, decide, evolve};
 use crate::pending::{PendingAcmData, PendingItem};
 use crate::ports::{
-    AcceptanceHook, ClientNotifier, Clock, Directory, IdSource, Ids, PartnerAck, PartnerTransport,
-    PendingAcmDataNotification,
+    AcceptanceHook, ClientNotifier, Clock, Directory, IdSource, Ids, OutboxLedger, OwedMessage,
+    PartnerAck, PartnerTransport, PendingAcmDataNotification,
 };
 use crate::request::{AcmRequest, AcmRequestBody, AuthorizationRefusal, Decision, Limits, Target};
 use crate::store::{Actor, CausationId, EventStore, ExpectedVersion, NewEvent, StoreError};
 
 /// How often a command is re-decided after losing a race for its stream.
 const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// Most messages one relay pass claims from a durable outbox.
+const RELAY_BATCH: usize = 256;
 
 /// Configuration of one ACM server.
 #[derive(Debug, Clone)]
@@ -73,6 +76,8 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// Fresh ids.
     pub ids: Arc<dyn IdSource>,
+    /// The store's durable outbox, if it keeps one; the relay then claims from it.
+    pub outbox: Option<Arc<dyn OutboxLedger>>,
 }
 
 impl Ports {
@@ -86,7 +91,15 @@ impl Ports {
             hook: Arc::new(crate::ports::NoHook),
             clock: Arc::new(crate::ports::SystemClock),
             ids: Arc::new(crate::ports::V7Ids),
+            outbox: None,
         }
+    }
+
+    /// Lets the relay claim from the store's durable outbox.
+    #[must_use]
+    pub fn with_outbox(mut self, outbox: Arc<dyn OutboxLedger>) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// Replaces the notifier.
@@ -741,26 +754,51 @@ impl AcmServer {
 
     // ---------------------------------------------------------------- background work
 
+    /// The messages the in-memory outbox holds due at `now`, oldest request first.
+    fn due_in_memory(&self, now: DateTime<Utc>) -> Vec<OwedMessage> {
+        let inner = self.lock();
+        let mut due: Vec<OwedMessage> = inner
+            .outbox
+            .iter()
+            .filter(|(_, r)| r.not_before.is_none_or(|t| t <= now))
+            .filter_map(|(id, r)| {
+                let (to, message) = inner.requests.get(id)?.state.outbound()?;
+                Some(OwedMessage {
+                    request_id: *id,
+                    to,
+                    message,
+                    attempts: r.attempts,
+                })
+            })
+            .collect();
+        // Request ids are UUID v7: a backlog drains in submission order.
+        due.sort_unstable_by_key(|m| m.request_id);
+        due
+    }
+
     /// Sends every due outbox message once and records each acknowledgement; a failed send
-    /// is retried later with exponential back-off.
+    /// is retried later with exponential back-off. With a durable outbox
+    /// ([`Ports::with_outbox`]) the due messages are claimed from the store and the attempts
+    /// are counted there.
     pub async fn relay(&self) -> Result<RelayReport, ServiceError> {
         let now = self.ports.clock.now();
-        let mut due: Vec<(RequestId, SystemId, PartnerMessage)> = {
-            let inner = self.lock();
-            inner
-                .outbox
-                .iter()
-                .filter(|(_, r)| r.not_before.is_none_or(|t| t <= now))
-                .filter_map(|(id, _)| {
-                    let (to, msg) = inner.requests.get(id)?.state.outbound()?;
-                    Some((*id, to, msg))
-                })
-                .collect()
+        let due = if let Some(ledger) = &self.ports.outbox {
+            // A claim not settled (the process stopped mid-send) is due again after the
+            // longest back-off.
+            ledger
+                .claim(now, self.config.max_backoff, RELAY_BATCH)
+                .await?
+        } else {
+            self.due_in_memory(now)
         };
-        // Oldest request first (ids are UUID v7), so a backlog drains in submission order.
-        due.sort_unstable_by_key(|(id, _, _)| *id);
         let mut report = RelayReport::default();
-        for (id, to, message) in due {
+        for OwedMessage {
+            request_id: id,
+            to,
+            message,
+            attempts,
+        } in due
+        {
             let message_id = message.message_id();
             let result = self.ports.transport.send(&to, &message).await;
             let command = match (&message, result) {
@@ -795,14 +833,20 @@ impl AcmServer {
                 }
                 report.acknowledged += 1;
             } else {
-                let mut inner = self.lock();
-                let max = self.config.max_backoff;
-                if let Some(retry) = inner.outbox.get_mut(&id) {
-                    retry.attempts = retry.attempts.saturating_add(1);
-                    let backoff = Duration::milliseconds(100)
-                        .checked_mul(1 << retry.attempts.min(20))
-                        .map_or(max, |b| b.min(max));
-                    retry.not_before = Some(now + backoff);
+                let attempts = attempts.saturating_add(1);
+                let backoff = Duration::milliseconds(100)
+                    .checked_mul(1 << attempts.min(20))
+                    .map_or(self.config.max_backoff, |b| b.min(self.config.max_backoff));
+                match &self.ports.outbox {
+                    Some(ledger) => {
+                        ledger.failed(message_id, now + backoff).await?;
+                    }
+                    None => {
+                        if let Some(retry) = self.lock().outbox.get_mut(&id) {
+                            retry.attempts = attempts;
+                            retry.not_before = Some(now + backoff);
+                        }
+                    }
                 }
                 report.failed += 1;
             }

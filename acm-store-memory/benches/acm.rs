@@ -205,6 +205,7 @@ fn ports_b() -> Ports {
         hook: Arc::new(NoHook),
         clock: Arc::new(ManualClock::default()),
         ids: Arc::new(SequentialIds::new(0xB)),
+        outbox: None,
     }
 }
 

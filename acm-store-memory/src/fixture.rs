@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use acm_core::directory::StaticDirectory;
 use acm_core::id::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
-use acm_core::ports::{IdSource, SequentialIds};
+use acm_core::ports::{IdSource, OutboxLedger, SequentialIds};
 use acm_core::recording::{ManualClock, RecordingHook, RecordingNotifier};
 use acm_core::request::{AcmRequestBody, Target};
-use acm_core::store::StoreError;
+use acm_core::store::{EventStore, StoreError};
 use acm_core::{AcmServer, Event, Ports, ServerConfig, Submission};
 
 use crate::{InProcessNetwork, MemoryStore};
@@ -37,15 +37,15 @@ where
     }
 }
 
-/// One MC system of the pair.
+/// One MC system of the pair, on a store of type `S`.
 #[derive(Debug)]
-pub struct System {
+pub struct System<S = MemoryStore<Event>> {
     /// Its id.
     pub id: SystemId,
     /// Its ACM server.
     pub server: Arc<AcmServer>,
     /// Its store.
-    pub store: Arc<MemoryStore<Event>>,
+    pub store: Arc<S>,
     /// Its directory.
     pub directory: Arc<StaticDirectory>,
     /// Notifications its server sent.
@@ -56,13 +56,14 @@ pub struct System {
     ports: Ports,
 }
 
-impl System {
+impl<S: EventStore<Event> + 'static> System<S> {
     async fn open(
         config: ServerConfig,
         directory: StaticDirectory,
         network: &InProcessNetwork,
         clock: Arc<ManualClock>,
         ids: Arc<dyn IdSource>,
+        (store, outbox): (Arc<S>, Option<Arc<dyn OutboxLedger>>),
     ) -> Result<Self, StoreError> {
         let directory = Arc::new(directory);
         let notifier = Arc::new(RecordingNotifier::default());
@@ -74,8 +75,8 @@ impl System {
             hook: hook.clone(),
             clock,
             ids,
+            outbox,
         };
-        let store = Arc::new(MemoryStore::new());
         let server = Arc::new(AcmServer::open(config.clone(), ports.clone(), store.clone()).await?);
         network.register(config.system.clone(), &server);
         Ok(Self {
@@ -101,28 +102,40 @@ impl System {
     }
 }
 
-/// Systems A and B, interconnected.
+/// Systems A and B, interconnected, each on a store of type `S`.
 #[derive(Debug)]
-pub struct TwoSystems {
+pub struct TwoSystems<S = MemoryStore<Event>> {
     /// The network between them.
     pub network: InProcessNetwork,
     /// The clock both use.
     pub clock: Arc<ManualClock>,
     /// System A, the primary.
-    pub a: System,
+    pub a: System<S>,
     /// System B, the partner.
-    pub b: System,
+    pub b: System<S>,
 }
 
 impl TwoSystems {
-    /// Builds both systems with default limits and pending time.
+    /// Builds both systems on memory stores, with default limits and pending time.
     pub async fn new() -> Result<Self, StoreError> {
         Self::with_config(|c| c).await
     }
 
-    /// Builds both systems, letting `configure` adjust each server's configuration.
+    /// Builds both systems on memory stores, letting `configure` adjust each server's
+    /// configuration.
     pub async fn with_config(
         configure: impl Fn(ServerConfig) -> ServerConfig,
+    ) -> Result<Self, StoreError> {
+        Self::with_stores(configure, |_| (Arc::new(MemoryStore::new()), None)).await
+    }
+}
+
+impl<S: EventStore<Event> + 'static> TwoSystems<S> {
+    /// Builds both systems, each on the store (and the store's durable outbox, if any)
+    /// `store(system)` gives, letting `configure` adjust each server's configuration.
+    pub async fn with_stores(
+        configure: impl Fn(ServerConfig) -> ServerConfig,
+        mut store: impl FnMut(&SystemId) -> (Arc<S>, Option<Arc<dyn OutboxLedger>>),
     ) -> Result<Self, StoreError> {
         let (a_id, b_id): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
         let network = InProcessNetwork::new();
@@ -141,19 +154,21 @@ impl TwoSystems {
             .with_administrator(id("sip:admin@mc-b.example"));
         dir_b.set_alias_holders(duty_officer(), vec![bob(), carol()]);
         let a = System::open(
-            configure(ServerConfig::new(a_id)),
+            configure(ServerConfig::new(a_id.clone())),
             dir_a,
             &network,
             clock.clone(),
             Arc::new(SequentialIds::new(0xA)),
+            store(&a_id),
         )
         .await?;
         let b = System::open(
-            configure(ServerConfig::new(b_id)),
+            configure(ServerConfig::new(b_id.clone())),
             dir_b,
             &network,
             clock.clone(),
             Arc::new(SequentialIds::new(0xB)),
+            store(&b_id),
         )
         .await?;
         Ok(Self {

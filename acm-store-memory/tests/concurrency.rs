@@ -77,6 +77,7 @@ fn racing_downloads_leave_the_cache_equal_to_the_log() {
         let ports = Ports {
             clock: Arc::new(ManualClock::default()),
             ids: Arc::new(SequentialIds::new(7)),
+            outbox: None,
             ..Ports::new(
                 Arc::new(directory),
                 InProcessNetwork::new().transport(b.clone()),

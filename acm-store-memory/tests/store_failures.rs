@@ -85,6 +85,7 @@ async fn flaky(sys: &TwoSystems, system: &System, seed: u16) -> (Arc<AcmServer>,
         hook: system.hook.clone(),
         clock: sys.clock.clone(),
         ids: Arc::new(SequentialIds::new(seed)),
+        outbox: None,
         ..Ports::new(
             system.directory.clone(),
             sys.network.transport(system.id.clone()),

@@ -39,6 +39,7 @@
 mod chain;
 mod codec;
 mod error;
+mod ledger;
 mod open;
 mod projection;
 mod reader;

@@ -1,0 +1,286 @@
+//! The ACM server on SQLite stores: the outbox, inbox and pending-items projection are kept in
+//! the events' transactions and agree with the log (and with the server's in-memory views) at
+//! every step; failed sends are counted in the store, so back-off survives a restart.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
+use std::sync::Arc;
+
+use acm_core::Event;
+use acm_core::id::{McServiceId, MessageId, RequestId, StreamId, SystemId, Version};
+use acm_core::lifecycle::{Command, PartnerMessage, RequestState, decide, evolve};
+use acm_core::ports::OutboxLedger;
+use acm_core::request::{Decision, Target};
+use acm_core::store::{Actor, EventStore, ExpectedVersion, NewEvent};
+use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, id};
+use acm_store_sqlite::SqliteStore;
+use chrono::Duration;
+use futures_util::StreamExt;
+use tempfile::TempDir;
+
+type Systems = TwoSystems<SqliteStore<Event>>;
+
+async fn systems(dir: &TempDir) -> Systems {
+    TwoSystems::with_stores(
+        |c| c,
+        |system| {
+            let store =
+                Arc::new(SqliteStore::open_acm(dir.path().join(format!("{system}.db"))).unwrap());
+            let ledger: Arc<dyn OutboxLedger> = store.clone();
+            (store, Some(ledger))
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn log(store: &SqliteStore<Event>) -> Vec<acm_core::store::Envelope<Event>> {
+    let mut out = Vec::new();
+    let mut events = store.read_all(acm_core::id::GlobalPosition::START);
+    while let Some(e) = events.next().await {
+        out.push(e.unwrap());
+    }
+    out
+}
+
+fn message_ids(log: &[acm_core::store::Envelope<Event>], want: &str) -> Vec<MessageId> {
+    log.iter()
+        .filter_map(|e| match (&e.payload, want) {
+            (Event::Forwarded { message_id, .. }, "forwarded")
+            | (Event::Responded { message_id, .. }, "responded") => Some(*message_id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The store's pending table says what the server's in-memory projection says, for `users`.
+async fn pending_agrees(
+    store: &SqliteStore<Event>,
+    server: &acm_core::AcmServer,
+    users: &[McServiceId],
+) {
+    for user in users {
+        assert_eq!(
+            store.pending_for(user).await.unwrap(),
+            server.pending_for(user),
+            "pending items of {user}"
+        );
+    }
+}
+
+#[test]
+fn the_whole_procedure_keeps_outbox_inbox_and_pending_in_step() {
+    futures_executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = systems(&dir).await;
+        let users = [alice(), bob(), carol()];
+
+        // Steps 1–3: the request is owed to B until B acknowledges it.
+        let request = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
+        assert_eq!(sys.a.store.outbox_owed().await.unwrap(), 1);
+        assert_eq!(sys.b.store.outbox_owed().await.unwrap(), 0);
+
+        // Steps 3–4: relayed; B stored it (inbox) and it is pending for bob; A's debt settled.
+        sys.settle().await.unwrap();
+        let a_log = log(&sys.a.store).await;
+        let [forwarded] = message_ids(&a_log, "forwarded")[..] else {
+            panic!("one request message")
+        };
+        assert!(sys.b.store.received(forwarded).await.unwrap().is_some());
+        assert_eq!(sys.a.store.outbox_owed().await.unwrap(), 0);
+        assert_eq!(
+            sys.b.store.pending_for(&bob()).await.unwrap(),
+            vec![request]
+        );
+        pending_agrees(&sys.b.store, &sys.b.server, &users).await;
+
+        // Steps 6–9: bob downloads and accepts; the response is owed to A.
+        sys.b.server.log_on(&bob()).await;
+        let items = sys.b.server.download_pending(&bob()).await.unwrap();
+        assert_eq!(items.items.len(), 1);
+        assert_eq!(
+            sys.b.store.pending_for(&bob()).await.unwrap(),
+            vec![request]
+        );
+        sys.b
+            .server
+            .respond(&bob(), None, request, Decision::Accept)
+            .await
+            .unwrap();
+        assert!(sys.b.store.pending_for(&bob()).await.unwrap().is_empty());
+        assert_eq!(sys.b.store.outbox_owed().await.unwrap(), 1);
+
+        // Steps 10–13: relayed; A stored the response (inbox), pending for alice.
+        sys.settle().await.unwrap();
+        let b_log = log(&sys.b.store).await;
+        let [responded] = message_ids(&b_log, "responded")[..] else {
+            panic!("one response message")
+        };
+        assert!(sys.a.store.received(responded).await.unwrap().is_some());
+        assert_eq!(sys.b.store.outbox_owed().await.unwrap(), 0);
+        assert_eq!(
+            sys.a.store.pending_for(&alice()).await.unwrap(),
+            vec![request]
+        );
+        pending_agrees(&sys.a.store, &sys.a.server, &users).await;
+
+        // Step 14: delivered to alice; nothing pending anywhere.
+        sys.a.server.download_pending(&alice()).await.unwrap();
+        for user in &users {
+            assert!(sys.a.store.pending_for(user).await.unwrap().is_empty());
+            assert!(sys.b.store.pending_for(user).await.unwrap().is_empty());
+        }
+        assert!(sys.a.store.verify().await.unwrap().is_intact());
+        assert!(sys.b.store.verify().await.unwrap().is_intact());
+    });
+}
+
+#[test]
+fn failed_sends_are_counted_in_the_store_and_back_off_survives_a_restart() {
+    futures_executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sys = systems(&dir).await;
+        let (a, b): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
+        sys.network.set_link(&a, &b, false);
+        sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+
+        let first = sys.a.server.relay().await.unwrap();
+        assert_eq!((first.acknowledged, first.failed), (0, 1));
+        // Not due again at once, and after a restart still not: the back-off is on disk.
+        assert_eq!(sys.a.server.relay().await.unwrap().failed, 0);
+        sys.a.restart(&sys.network).await.unwrap();
+        assert_eq!(sys.a.server.relay().await.unwrap().failed, 0);
+
+        // Due after the back-off; a second failure counts a second attempt.
+        sys.clock.advance(Duration::seconds(1));
+        assert_eq!(sys.a.server.relay().await.unwrap().failed, 1);
+        sys.clock.advance(Duration::minutes(5));
+        let owed = sys
+            .a
+            .store
+            .claim_outbox(sys.clock_now(), Duration::zero(), 10)
+            .await
+            .unwrap();
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].attempts, 2);
+
+        // The link is back: delivered, acknowledged, settled.
+        sys.network.set_link(&a, &b, true);
+        let report = sys.a.server.relay().await.unwrap();
+        assert_eq!((report.acknowledged, report.failed), (1, 0));
+        assert_eq!(sys.a.store.outbox_owed().await.unwrap(), 0);
+        assert!(
+            sys.a
+                .store
+                .claim_outbox(sys.clock_now(), Duration::zero(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    });
+}
+
+trait ClockNow {
+    fn clock_now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+impl ClockNow for Systems {
+    fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        use acm_core::ports::Clock;
+        self.clock.now()
+    }
+}
+
+#[test]
+fn a_replayed_partner_message_is_acknowledged_again_and_stored_once() {
+    futures_executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = systems(&dir).await;
+        let a: SystemId = id("mc-a.example");
+        let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+        let (_, message) = sys.a.server.state(request).unwrap().outbound().unwrap();
+        let PartnerMessage::Request { message_id, .. } = &message else {
+            panic!("a request message is owed")
+        };
+
+        let first = sys.b.server.receive(&a, message.clone()).await.unwrap();
+        let head = sys.b.store.head().await.unwrap();
+        let second = sys.b.server.receive(&a, message.clone()).await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(sys.b.store.head().await.unwrap(), head, "stored once");
+        let at = sys.b.store.received(*message_id).await.unwrap().unwrap();
+        assert_eq!(at.0, 1, "the inbox names the position that stored it");
+        assert_eq!(
+            sys.b.store.pending_for(&bob()).await.unwrap(),
+            vec![request]
+        );
+    });
+}
+
+/// The store's projections survive closing and reopening the file, and an append after the
+/// reopen (the projection's cache cold) updates them from the stream's history.
+#[test]
+fn projections_survive_a_reopen_and_follow_later_appends() {
+    futures_executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let b_path = dir.path().join("mc-b.example.db");
+        let request: RequestId = {
+            let sys = systems(&dir).await;
+            let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+            sys.settle().await.unwrap();
+            request
+            // Every handle on both stores is dropped here: the files are closed and unlocked.
+        };
+
+        let store = SqliteStore::open_acm(&b_path).unwrap();
+        assert_eq!(store.pending_for(&bob()).await.unwrap(), vec![request]);
+        assert!(store.verify().await.unwrap().is_intact());
+
+        // Deliver and respond by appending decided events directly, as a server would.
+        let stream = StreamId(request);
+        let mut state = RequestState::Empty;
+        let mut version = Version::NONE;
+        let mut events = store.read_stream(stream, Version::NONE);
+        while let Some(e) = events.next().await {
+            let e = e.unwrap();
+            state = evolve(state, &e.payload);
+            version = e.version;
+        }
+        drop(events);
+        let commands = [
+            Command::Deliver { to: bob() },
+            Command::Respond {
+                by: bob(),
+                alias: None,
+                decision: Decision::Accept,
+                message_id: MessageId::from_uuid(uuid::Uuid::now_v7()).unwrap(),
+            },
+        ];
+        for command in &commands {
+            let decided = decide(&state, command).unwrap();
+            let batch = decided
+                .iter()
+                .map(|payload| NewEvent {
+                    event_id: acm_core::id::EventId::from_uuid(uuid::Uuid::now_v7()).unwrap(),
+                    correlation_id: request,
+                    causation_id: None,
+                    actor: Actor::User(bob()),
+                    recorded_at: chrono::Utc::now(),
+                    payload: payload.clone(),
+                })
+                .collect();
+            let appended = store
+                .append(stream, ExpectedVersion::Exact(version), batch)
+                .await
+                .unwrap();
+            version = appended.last_version();
+            state = decided.iter().fold(state, evolve);
+        }
+        assert!(store.pending_for(&bob()).await.unwrap().is_empty());
+        assert_eq!(
+            store.outbox_owed().await.unwrap(),
+            1,
+            "the response is owed to A"
+        );
+        assert!(store.verify().await.unwrap().is_intact());
+    });
+}
