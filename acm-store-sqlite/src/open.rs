@@ -43,26 +43,20 @@ pub(crate) fn check_path(path: &Path) -> Result<(), OpenError> {
     if !dir.is_dir() {
         return Err(OpenError::MissingDirectory { path: owned() });
     }
-    match std::fs::metadata(path) {
-        // The permission bit is checked rather than trusted to the OS: a privileged process
-        // would write through it.
-        Ok(m) if m.permissions().readonly() => Err(OpenError::ReadOnly { path: owned() }),
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let d = std::fs::metadata(dir).map_err(|source| OpenError::Io {
-                path: owned(),
-                source,
-            })?;
-            if d.permissions().readonly() {
-                Err(OpenError::ReadOnly { path: owned() })
-            } else {
-                Ok(())
-            }
-        }
+    // The permission bits are checked rather than trusted to the OS: a privileged process
+    // would write through them. The directory must be writable too: WAL keeps its `-wal` and
+    // `-shm` files beside the database.
+    let writable = |p: &Path| match std::fs::metadata(p) {
+        Ok(m) => Ok(Some(!m.permissions().readonly())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(OpenError::Io {
             path: owned(),
             source,
         }),
+    };
+    match (writable(path)?, writable(dir)?) {
+        (Some(false), _) | (_, Some(false)) => Err(OpenError::ReadOnly { path: owned() }),
+        _ => Ok(()),
     }
 }
 
