@@ -16,6 +16,12 @@ pub enum AuditCmd {
         /// JSON Lines log, as written by `acm demo --export`.
         log: PathBuf,
     },
+    /// Verify the hash chain of an ACM server's SQLite store, read-only (safe beside a running
+    /// server); exits with failure and names the first broken position if it does not verify.
+    Verify {
+        /// The store's database file.
+        db: PathBuf,
+    },
     /// Print one request's timeline.
     Timeline {
         /// JSON Lines log.
@@ -69,6 +75,26 @@ pub fn run(command: &AuditCmd) -> Result<(), String> {
             );
             for (id, state) in &states {
                 println!("{id}  {}", describe(state));
+            }
+        }
+        AuditCmd::Verify { db } => {
+            let report = acm_store_sqlite::verify_file(db).map_err(|e| e.to_string())?;
+            let head = report.head.iter().fold(String::new(), |mut hex, b| {
+                use std::fmt::Write;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            });
+            match report.broken {
+                None => println!("{} events, hash chain intact, head {head}", report.checked),
+                Some(b) => {
+                    return Err(format!(
+                        "{}: hash chain broken at position {} ({:?}); {} events before it verify",
+                        db.display(),
+                        b.position,
+                        b.kind,
+                        report.checked
+                    ));
+                }
             }
         }
         AuditCmd::Timeline { log, request } => {

@@ -29,7 +29,7 @@ enum Cmd {
         #[arg(long)]
         export: Option<PathBuf>,
     },
-    /// Audit an exported event log (JSON Lines).
+    /// Audit an exported event log (JSON Lines) or an ACM server's SQLite store.
     Audit {
         #[command(subcommand)]
         command: audit::AuditCmd,

@@ -83,3 +83,44 @@ fn audit_refuses_bad_input_with_a_clear_message() {
     assert!(err.contains("invalid request ID"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn audit_verify_checks_a_sqlite_store_and_names_the_first_broken_position() {
+    use acm_core::store::{EventStore, ExpectedVersion};
+    use acm_core::testkit::conformance::{TestEvent, event, stream};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("mc-a.example.db");
+    {
+        let store = acm_store_sqlite::SqliteStore::<TestEvent>::open(&db).unwrap();
+        let s = stream(1);
+        let batch = (1..=5).map(|i| event(s, i, i)).collect();
+        futures_executor::block_on(store.append(s, ExpectedVersion::NoStream, batch)).unwrap();
+    }
+    let (ok, out, err) = acm(&["audit", "verify", db.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("5 events, hash chain intact, head "),
+        "{out}"
+    );
+
+    // One byte of the third payload changed behind the store's back.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER events_no_update;
+         UPDATE events SET payload = CAST(replace(CAST(payload AS TEXT), 'event 3', 'event 8') AS BLOB)
+         WHERE position = 3;",
+    )
+    .unwrap();
+    drop(conn);
+    let (ok, _, err) = acm(&["audit", "verify", db.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("broken at position 3 (HashMismatch)"), "{err}");
+
+    // Not a store at all.
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not a database, just some words to fill a page").unwrap();
+    let (ok, _, err) = acm(&["audit", "verify", text.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("not a SQLite database"), "{err}");
+}

@@ -57,6 +57,15 @@ pub enum OpenError {
         /// The path asked for.
         path: PathBuf,
     },
+    /// The file is an acm store but could not be read to the end.
+    #[error("{path}: {source}")]
+    Unreadable {
+        /// The path asked for.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: StoreError,
+    },
     /// `SQLite` failed.
     #[error("{path}: {source}")]
     Sqlite {

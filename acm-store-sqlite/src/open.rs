@@ -98,6 +98,29 @@ pub(crate) fn open_writer(path: &Path) -> Result<(Connection, File), OpenError> 
             path: path.to_owned(),
         });
     }
+    let user_version = inspect(&conn, path)?;
+    // Accepted, and ours alone once locked: from here on the file is written.
+    let lock = lock(path)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(&err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError::Sqlite {
+            path: path.to_owned(),
+            source: rusqlite::Error::InvalidParameterName(format!("journal_mode stayed {mode}")),
+        });
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(&err)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    migrate(&conn, user_version).map_err(&err)?;
+    Ok((conn, lock))
+}
+
+/// Checks, reading only, that `conn` holds nothing or an acm store of a schema this build
+/// knows; returns its schema version.
+pub(crate) fn inspect(conn: &Connection, path: &Path) -> Result<i32, OpenError> {
+    let err = sqlite(path);
     // Reads only: a file that is not a database fails here with SQLITE_NOTADB.
     let application_id: i32 = conn
         .pragma_query_value(None, "application_id", |r| r.get(0))
@@ -123,22 +146,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<(Connection, File), OpenError> 
             supported: SCHEMA_VERSION,
         });
     }
-    // Accepted, and ours alone once locked: from here on the file is written.
-    let lock = lock(path)?;
-    let mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(&err)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(OpenError::Sqlite {
-            path: path.to_owned(),
-            source: rusqlite::Error::InvalidParameterName(format!("journal_mode stayed {mode}")),
-        });
-    }
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(&err)?;
-    conn.set_prepared_statement_cache_capacity(32);
-    migrate(&conn, user_version).map_err(&err)?;
-    Ok((conn, lock))
+    Ok(user_version)
 }
 
 fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {

@@ -494,6 +494,46 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
     }
 }
 
+/// Verifies the hash chain of the store file at `path` on a read-only connection of its own:
+/// no lock is taken and nothing is written, so an auditor may run it beside a live server
+/// (it checks the committed snapshot it starts from).
+///
+/// ```
+/// # futures_executor::block_on(async {
+/// use acm_core::store::{EventStore, ExpectedVersion};
+/// use acm_core::testkit::conformance::{event, stream, TestEvent};
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("acm.db");
+/// let store = acm_store_sqlite::SqliteStore::<TestEvent>::open(&path).unwrap();
+/// let s = stream(1);
+/// store.append(s, ExpectedVersion::NoStream, vec![event(s, 1, 1)]).await.unwrap();
+/// let report = acm_store_sqlite::verify_file(&path).unwrap();
+/// assert_eq!((report.checked, report.is_intact()), (1, true));
+/// # });
+/// ```
+pub fn verify_file(path: impl AsRef<Path>) -> Result<ChainReport, OpenError> {
+    let path = crate::open::absolute(path.as_ref());
+    if !path.is_file() {
+        return Err(OpenError::Io {
+            path: path.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
+    let conn = crate::open::open_reader(&path).map_err(|source| OpenError::Sqlite {
+        path: path.clone(),
+        source,
+    })?;
+    if crate::open::inspect(&conn, &path)? == 0 {
+        // An empty database: nothing of acm's in it.
+        return Err(OpenError::NotAnAcmStore {
+            path,
+            application_id: 0,
+            user_version: 0,
+        });
+    }
+    verify(&conn).map_err(|source| OpenError::Unreadable { path, source })
+}
+
 /// Walks the log in one read transaction, recomputing every link.
 fn verify(conn: &Connection) -> Result<ChainReport, StoreError> {
     conn.execute_batch("BEGIN").map_err(sqlite)?;
