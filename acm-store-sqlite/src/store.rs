@@ -378,6 +378,38 @@ impl<E: DomainEvent> SqliteStore<E> {
     }
 }
 
+/// A stream of pages fetched by `fetch(after)`, each page of at most `page` envelopes, until a
+/// short page or an error (which ends the stream).
+fn paged<'a, E, K, F, Fut>(
+    after: K,
+    page: usize,
+    key: fn(&Envelope<E>) -> K,
+    fetch: F,
+) -> EventStream<'a, E>
+where
+    E: DomainEvent,
+    K: Copy + Send + 'a,
+    F: Fn(K) -> Fut + Send + 'a,
+    Fut: std::future::Future<Output = Result<Vec<Envelope<E>>, StoreError>> + Send + 'a,
+{
+    let pages = futures_util::stream::unfold(Some(after), move |after| {
+        let fetched = after.map(&fetch);
+        async move {
+            match fetched?.await {
+                Err(e) => Some((futures_util::stream::iter(vec![Err(e)]), None)),
+                Ok(envelopes) => {
+                    let next = (envelopes.len() == page)
+                        .then(|| envelopes.last().map(key))
+                        .flatten();
+                    (!envelopes.is_empty())
+                        .then(|| (futures_util::stream::iter(ok_all(envelopes)), next))
+                }
+            }
+        }
+    });
+    Box::pin(pages.flatten())
+}
+
 fn ok_all<E>(page: Vec<Envelope<E>>) -> Vec<Result<Envelope<E>, StoreError>> {
     page.into_iter().map(Ok).collect()
 }
@@ -439,13 +471,13 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
     }
 
     fn read_stream(&self, stream: StreamId, after: Version) -> EventStream<'_, E> {
-        let pages = futures_util::stream::unfold(Some(after), move |after| async move {
-            let after = after?;
-            let codec = self.inner.codec.clone();
-            let page = self
-                .inner
-                .readers
-                .run(move |conn| {
+        paged(
+            after,
+            PAGE_STREAM,
+            |e| e.version,
+            move |after| {
+                let codec = self.inner.codec.clone();
+                self.inner.readers.run(move |conn| {
                     query_envelopes(
                         conn,
                         &codec,
@@ -457,34 +489,17 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
                         ],
                     )
                 })
-                .await;
-            match page {
-                Err(e) => Some((futures_util::stream::iter(vec![Err(e)]), None)),
-                Ok(page) => {
-                    let next = (page.len() == PAGE_STREAM)
-                        .then(|| page.last().map(|e| e.version))
-                        .flatten();
-                    (!page.is_empty()).then(|| (futures_util::stream::iter(ok_all(page)), next))
-                }
-            }
-        });
-        Box::pin(pages.flatten())
+            },
+        )
     }
 
     fn read_all(&self, after: GlobalPosition) -> EventStream<'_, E> {
-        let pages = futures_util::stream::unfold(Some(after), move |after| async move {
-            let after = after?;
-            match self.read_page_all(after, PAGE_ALL).await {
-                Err(e) => Some((futures_util::stream::iter(vec![Err(e)]), None)),
-                Ok(page) => {
-                    let next = (page.len() == PAGE_ALL)
-                        .then(|| page.last().map(|e| e.position))
-                        .flatten();
-                    (!page.is_empty()).then(|| (futures_util::stream::iter(ok_all(page)), next))
-                }
-            }
-        });
-        Box::pin(pages.flatten())
+        paged(
+            after,
+            PAGE_ALL,
+            |e| e.position,
+            move |after| self.read_page_all(after, PAGE_ALL),
+        )
     }
 
     async fn head(&self) -> Result<GlobalPosition, StoreError> {

@@ -137,6 +137,21 @@ pub(crate) struct Writer<E> {
     changes: Vec<RowChange>,
 }
 
+/// Runs a job unless the transaction has failed already; a failure of the transaction is kept
+/// in `fatal` (the job's own result is then replaced by it for every job of the batch).
+fn guarded<T>(
+    fatal: &mut Option<rusqlite::Error>,
+    job: impl FnOnce() -> rusqlite::Result<Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    if fatal.is_some() {
+        return Err(BackendError::Closed.into());
+    }
+    job().unwrap_or_else(|e| {
+        *fatal = Some(e);
+        Err(BackendError::Closed.into())
+    })
+}
+
 fn blob(id: uuid::Uuid) -> [u8; 16] {
     *id.as_bytes()
 }
@@ -238,17 +253,9 @@ impl<E: DomainEvent> Writer<E> {
         let mut done = Vec::with_capacity(batch.len());
         let mut fatal = self.conn.execute_batch("BEGIN IMMEDIATE").err();
         for job in batch.drain(..) {
-            let skipped = || BackendError::Closed.into();
             match job {
                 Job::Append(a) => {
-                    let r = if fatal.is_some() {
-                        Err(skipped())
-                    } else {
-                        self.append(&a, &mut tx).unwrap_or_else(|e| {
-                            fatal = Some(e);
-                            Err(skipped())
-                        })
-                    };
+                    let r = guarded(&mut fatal, || self.append(&a, &mut tx));
                     done.push(Done::Append(a.reply, r));
                 }
                 Job::Claim {
@@ -257,14 +264,7 @@ impl<E: DomainEvent> Writer<E> {
                     limit,
                     reply,
                 } => {
-                    let r = if fatal.is_some() {
-                        Err(skipped())
-                    } else {
-                        self.claim(now, until, limit).unwrap_or_else(|e| {
-                            fatal = Some(e);
-                            Err(skipped())
-                        })
-                    };
+                    let r = guarded(&mut fatal, || self.claim(now, until, limit));
                     done.push(Done::Claim(reply, r));
                 }
                 Job::Failed {
@@ -272,14 +272,7 @@ impl<E: DomainEvent> Writer<E> {
                     retry_at,
                     reply,
                 } => {
-                    let r = if fatal.is_some() {
-                        Err(skipped())
-                    } else {
-                        self.failed(message_id, retry_at).unwrap_or_else(|e| {
-                            fatal = Some(e);
-                            Err(skipped())
-                        })
-                    };
+                    let r = guarded(&mut fatal, || self.failed(message_id, retry_at));
                     done.push(Done::Failed(reply, r));
                 }
             }
