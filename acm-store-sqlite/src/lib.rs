@@ -51,6 +51,6 @@ pub use chain::{Break, BreakKind, ChainReport, GENESIS, Hash};
 pub use error::{BackendError, OpenError};
 pub use open::SCHEMA_VERSION;
 pub use projection::{AcmProjection, Appending, History, Projection, RowChange};
-pub use store::{SqliteOptions, SqliteStore, verify_file};
+pub use store::{SqliteOptions, SqliteStore, WriterStats, verify_file};
 pub use upcast::Upcasters;
 pub use writer::OutboxRow;

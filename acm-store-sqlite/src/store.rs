@@ -40,6 +40,15 @@ const PAGE_ALL: usize = 2048;
 /// Rows a stream read fetches per reader job (streams are short).
 const PAGE_STREAM: usize = 256;
 
+/// Group commit at work: jobs (appends and outbox updates) per committed transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub transactions: u64,
+    /// Jobs those transactions held.
+    pub jobs: u64,
+}
+
 /// How a store is opened.
 pub struct SqliteOptions<E> {
     /// Reader threads (each with its own connection). Default 2.
@@ -174,6 +183,8 @@ impl<E: DomainEvent> SqliteStore<E> {
         let published = Arc::new(Published {
             head: AtomicU64::new(0),
             changed: watch::channel(0).0,
+            transactions: AtomicU64::new(0),
+            jobs: AtomicU64::new(0),
         });
         let writer = Writer::new(
             conn,
@@ -205,6 +216,14 @@ impl<E: DomainEvent> SqliteStore<E> {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// What the writer has committed since the store was opened.
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            transactions: self.inner.published.transactions.load(Ordering::Relaxed),
+            jobs: self.inner.published.jobs.load(Ordering::Relaxed),
+        }
     }
 
     fn send(&self, job: Job<E>) -> Result<(), StoreError> {

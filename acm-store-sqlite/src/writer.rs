@@ -78,6 +78,9 @@ pub(crate) enum Job<E> {
 pub(crate) struct Published {
     pub head: AtomicU64,
     pub changed: watch::Sender<u64>,
+    /// Transactions committed, and the jobs they held (group commit's batch sizes).
+    pub transactions: AtomicU64,
+    pub jobs: AtomicU64,
 }
 
 /// A job's outcome, sent once its transaction is committed (or failed).
@@ -297,6 +300,10 @@ impl<E: DomainEvent> Writer<E> {
             }
             return;
         }
+        self.published.transactions.fetch_add(1, Ordering::Relaxed);
+        self.published
+            .jobs
+            .fetch_add(done.len() as u64, Ordering::Relaxed);
         self.head = tx.head;
         self.chain = tx.chain;
         if self.versions.len() + tx.versions.len() > MAX_CACHED_VERSIONS {
