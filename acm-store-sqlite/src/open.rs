@@ -1,8 +1,13 @@
 //! Opening a store file: refuse what is not ours before writing a byte, then migrate.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::OpenError;
@@ -60,47 +65,163 @@ pub(crate) fn check_path(path: &Path) -> Result<(), OpenError> {
     }
 }
 
-/// Takes the one-writer lock: an advisory `flock` on the database file itself (independent of
-/// `SQLite`'s own `fcntl` locks). The kernel drops it when the process dies.
-fn lock(path: &Path) -> Result<File, OpenError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .open(path)
-        .map_err(|source| OpenError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked {
-            path: path.to_owned(),
-        }),
-        Err(std::fs::TryLockError::Error(source)) => Err(OpenError::Io {
+/// Stores open in this process, by (device, inode): a second open is refused before any file
+/// descriptor is opened on the database, because closing one would drop the POSIX locks
+/// `SQLite`'s own connections hold on it.
+static OPEN_STORES: Mutex<BTreeSet<(u64, u64)>> = Mutex::new(BTreeSet::new());
+
+fn open_stores() -> MutexGuard<'static, BTreeSet<(u64, u64)>> {
+    OPEN_STORES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn file_key(path: &Path) -> Result<Option<(u64, u64)>, OpenError> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(OpenError::Io {
             path: path.to_owned(),
             source,
         }),
     }
 }
 
-/// Opens the writer connection: checks the file is empty or an acm store of a known schema
-/// (reading only), then sets WAL and FULL synchronous and applies missing migrations.
-pub(crate) fn open_writer(path: &Path) -> Result<(Connection, File), OpenError> {
+/// The one-writer lock of an open store: an advisory `flock` on the database file (the
+/// kernel drops it when the process dies) and this process's registration.
+#[derive(Debug)]
+pub(crate) struct StoreLock {
+    _file: File,
+    key: (u64, u64),
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        open_stores().remove(&self.key);
+    }
+}
+
+/// Takes the lock, creating the file when it does not exist yet (an empty file is a new
+/// database to `SQLite`).
+fn lock(path: &Path, stores: &mut BTreeSet<(u64, u64)>) -> Result<StoreLock, OpenError> {
+    let io = |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(OpenError::Locked {
+                path: path.to_owned(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
+    }
+    let m = file.metadata().map_err(io)?;
+    let key = (m.dev(), m.ino());
+    stores.insert(key);
+    Ok(StoreLock { _file: file, key })
+}
+
+/// The first 100 bytes of a `SQLite` file, read without `SQLite`: a foreign file is refused
+/// before any connection could roll back its journal or checkpoint its WAL.
+fn check_header(path: &Path) -> Result<(), OpenError> {
+    let io = |source| OpenError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut header = [0u8; 100];
+    let mut read = 0;
+    match File::open(path) {
+        Ok(mut f) => {
+            while read < header.len() {
+                match f.read(&mut header[read..]) {
+                    Ok(0) => break,
+                    Ok(k) => read += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(source) => return Err(io(source)),
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(io(source)),
+    }
+    if read == 0 {
+        return Ok(());
+    }
+    if read < header.len() || &header[..16] != b"SQLite format 3\0" {
+        return Err(OpenError::NotADatabase {
+            path: path.to_owned(),
+        });
+    }
+    let be = |at: usize| {
+        i32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let (schema_cookie, user_version, application_id) = (be(40), be(60), be(68));
+    let empty = application_id == 0 && user_version == 0 && schema_cookie == 0;
+    judge(path, application_id, user_version, empty).map(drop)
+}
+
+/// Accepts an empty database or an acm store of a schema this build knows.
+fn judge(
+    path: &Path,
+    application_id: i32,
+    user_version: i32,
+    empty: bool,
+) -> Result<i32, OpenError> {
+    if !empty && application_id != APPLICATION_ID {
+        return Err(OpenError::NotAnAcmStore {
+            path: path.to_owned(),
+            application_id,
+            user_version,
+        });
+    }
+    if user_version > SCHEMA_VERSION {
+        return Err(OpenError::NewerSchema {
+            path: path.to_owned(),
+            found: user_version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(user_version)
+}
+
+/// Opens the writer connection: refuses a foreign file from its header, locks it, checks it
+/// through `SQLite` reading only and with no checkpoint on close (the WAL may hold a newer
+/// schema than the header says), then sets WAL and FULL synchronous and applies the missing
+/// migrations.
+pub(crate) fn open_writer(path: &Path) -> Result<(Connection, StoreLock), OpenError> {
     let err = sqlite(path);
+    let mut stores = open_stores();
+    if file_key(path)?.is_some_and(|key| stores.contains(&key)) {
+        return Err(OpenError::Locked {
+            path: path.to_owned(),
+        });
+    }
+    check_header(path)?;
+    let lock = lock(path, &mut stores)?;
+    drop(stores);
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(&err)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map_err(&err)?;
     if conn.is_readonly(rusqlite::MAIN_DB).map_err(&err)? {
         return Err(OpenError::ReadOnly {
             path: path.to_owned(),
         });
     }
     let user_version = inspect(&conn, path)?;
-    // Accepted, and ours alone once locked: from here on the file is written.
-    let lock = lock(path)?;
+    // Accepted: from here on the file is written.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
+        .map_err(&err)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
         .map_err(&err)?;
@@ -131,22 +252,12 @@ pub(crate) fn inspect(conn: &Connection, path: &Path) -> Result<i32, OpenError> 
     let objects: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
         .map_err(&err)?;
-    let fresh = application_id == 0 && user_version == 0 && objects == 0;
-    if !fresh && application_id != APPLICATION_ID {
-        return Err(OpenError::NotAnAcmStore {
-            path: path.to_owned(),
-            application_id,
-            user_version,
-        });
-    }
-    if user_version > SCHEMA_VERSION {
-        return Err(OpenError::NewerSchema {
-            path: path.to_owned(),
-            found: user_version,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    Ok(user_version)
+    judge(
+        path,
+        application_id,
+        user_version,
+        application_id == 0 && user_version == 0 && objects == 0,
+    )
 }
 
 fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {

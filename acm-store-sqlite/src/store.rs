@@ -2,7 +2,6 @@
 //! catch-up subscription, chain verification, and the projection queries.
 
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
@@ -101,7 +100,7 @@ struct Inner<E> {
     codec: Arc<Codec<E>>,
     published: Arc<Published>,
     // Held for the store's lifetime: the one-writer lock.
-    _lock: File,
+    _lock: crate::open::StoreLock,
 }
 
 impl<E> Drop for Inner<E> {

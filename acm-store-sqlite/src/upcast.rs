@@ -18,7 +18,7 @@ type Transform = Arc<dyn Fn(Value) -> Result<Value, String> + Send + Sync>;
 /// let upcasters = Upcasters::new().register("renamed", 1, |mut v| {
 ///     let old = v.as_object_mut().and_then(|o| o.remove("old")).ok_or("no field old")?;
 ///     v["new"] = old;
-///     Ok(v)
+///     Ok::<_, String>(v)
 /// });
 /// assert!(!upcasters.is_empty());
 /// ```
