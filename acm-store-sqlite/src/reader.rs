@@ -3,8 +3,7 @@
 //! channel, so no executor thread blocks on `SQLite`.
 
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use acm_core::store::StoreError;
@@ -15,17 +14,17 @@ use crate::error::BackendError;
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
-/// A pool of reader threads sharing one job queue.
+/// A pool of reader threads sharing one job queue. The queue is a multi-consumer channel: a
+/// job wakes one idle reader, and taking it wakes no other (a queue behind a mutex would).
 #[derive(Debug)]
 pub(crate) struct Readers {
-    jobs: Mutex<Option<mpsc::Sender<ReadJob>>>,
+    jobs: Mutex<Option<crossbeam_channel::Sender<ReadJob>>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Readers {
     pub(crate) fn start(path: &Path, count: usize) -> rusqlite::Result<Self> {
-        let (tx, rx) = mpsc::channel::<ReadJob>();
-        let rx = Arc::new(Mutex::new(rx));
+        let (tx, rx) = crossbeam_channel::unbounded::<ReadJob>();
         let mut threads = Vec::with_capacity(count);
         for i in 0..count.max(1) {
             let conn = crate::open::open_reader(path)?;
@@ -33,15 +32,8 @@ impl Readers {
             let thread = std::thread::Builder::new()
                 .name(format!("acm-sqlite-reader-{i}"))
                 .spawn(move || {
-                    loop {
-                        let job = {
-                            let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
-                            rx.recv()
-                        };
-                        match job {
-                            Ok(job) => job(&conn),
-                            Err(_) => break,
-                        }
+                    while let Ok(job) = rx.recv() {
+                        job(&conn);
                     }
                 })
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;

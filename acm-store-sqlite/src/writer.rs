@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use acm_core::id::{EventId, GlobalPosition, MessageId, RequestId, StreamId, SystemId, Version};
 use acm_core::store::{Appended, DomainEvent, ExpectedVersion, NewEvent, StoreError};
@@ -29,6 +30,9 @@ const INBOX_RECORD: &str = include_str!("writer/inbox_record.sql");
 const CHAIN_HEAD: &str = include_str!("writer/chain_head.sql");
 const HISTORY: &str = include_str!("writer/history.sql");
 const REPLAYED: &str = include_str!("writer/replayed.sql");
+
+/// Longest wait for a batch to fill up to the size of the previous one.
+const GATHER: Duration = Duration::from_micros(300);
 
 /// Stream versions kept before the cache starts over (a miss costs one indexed lookup).
 const MAX_CACHED_VERSIONS: usize = 1 << 20;
@@ -234,6 +238,7 @@ impl<E: DomainEvent> Writer<E> {
     /// Runs until every sender is dropped.
     pub(crate) fn run(mut self, jobs: &mpsc::Receiver<Job<E>>) {
         let mut batch = Vec::with_capacity(self.max_batch);
+        let mut last = 1;
         while let Ok(first) = jobs.recv() {
             batch.push(first);
             while batch.len() < self.max_batch {
@@ -242,6 +247,21 @@ impl<E: DomainEvent> Writer<E> {
                     Err(_) => break,
                 }
             }
+            // The callers the last commit answered are on their way back with their next
+            // appends: without a moment's wait each transaction would hold about half of them
+            // (measured: 4 of 8 concurrent appenders per commit, 8 with the wait).
+            let want = last.min(self.max_batch);
+            if batch.len() < want {
+                let deadline = Instant::now() + GATHER;
+                while batch.len() < want {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match jobs.recv_timeout(left) {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+            }
+            last = batch.len();
             self.commit(&mut batch);
         }
         tracing::debug!("acm store writer stopped");
