@@ -45,8 +45,11 @@ impl Readers {
         })
     }
 
-    /// Runs `f` on a reader thread and awaits its result.
-    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Queues `f` for a reader thread now, and returns the future of its result.
+    pub(crate) fn submit<T, F>(
+        &self,
+        f: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send + 'static
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -59,11 +62,22 @@ impl Readers {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|jobs| jobs.send(job).is_ok());
-        if !sent {
-            return Err(BackendError::Closed.into());
+        async move {
+            if !sent {
+                return Err(BackendError::Closed.into());
+            }
+            rx.await
+                .map_err(|_| StoreError::from(BackendError::Closed))?
         }
-        rx.await
-            .map_err(|_| StoreError::from(BackendError::Closed))?
+    }
+
+    /// Runs `f` on a reader thread and awaits its result.
+    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(f).await
     }
 
     pub(crate) fn stop(&mut self) {

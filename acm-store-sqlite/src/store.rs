@@ -1,7 +1,9 @@
 //! The store handle: the event store contract on top of the writer and the readers, plus the
 //! catch-up subscription, chain verification, and the projection queries.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
@@ -36,6 +38,8 @@ const OUTBOX_OWED: &str = include_str!("store/outbox_owed.sql");
 
 /// Rows a whole-log read fetches per reader job.
 const PAGE_ALL: usize = 2048;
+/// Pages of the log asked for ahead of the consumer (one per reader thread by default).
+const READ_AHEAD: usize = 2;
 /// Rows a stream read fetches per reader job (streams are short).
 const PAGE_STREAM: usize = 256;
 
@@ -233,23 +237,21 @@ impl<E: DomainEvent> SqliteStore<E> {
             .ok_or_else(|| BackendError::Closed.into())
     }
 
-    async fn read_page_all(
+    /// Queues the read of a page of the log now; the future yields it.
+    fn read_page_all(
         &self,
         after: GlobalPosition,
         limit: usize,
-    ) -> Result<Vec<Envelope<E>>, StoreError> {
+    ) -> impl Future<Output = Result<Vec<Envelope<E>>, StoreError>> + Send + 'static {
         let codec = self.inner.codec.clone();
-        self.inner
-            .readers
-            .run(move |conn| {
-                query_envelopes(
-                    conn,
-                    &codec,
-                    READ_ALL,
-                    params![to_i64(after.0), to_i64(limit as u64)],
-                )
-            })
-            .await
+        self.inner.readers.submit(move |conn| {
+            query_envelopes(
+                conn,
+                &codec,
+                READ_ALL,
+                params![to_i64(after.0), to_i64(limit as u64)],
+            )
+        })
     }
 
     /// Every event after `after`, then each event as it commits: a catch-up subscription.
@@ -397,7 +399,9 @@ impl<E: DomainEvent> SqliteStore<E> {
 }
 
 /// A stream of pages fetched by `fetch(after)`, each page of at most `page` envelopes, until a
-/// short page or an error (which ends the stream).
+/// short page or an error (which ends the stream). `fetch` must start its work when called:
+/// the next page is asked for as soon as a full page arrives, so a reader thread reads it while
+/// the consumer works through the current one.
 fn paged<'a, E, K, F, Fut>(
     after: K,
     page: usize,
@@ -408,23 +412,21 @@ where
     E: DomainEvent,
     K: Copy + Send + 'a,
     F: Fn(K) -> Fut + Send + 'a,
-    Fut: std::future::Future<Output = Result<Vec<Envelope<E>>, StoreError>> + Send + 'a,
+    Fut: Future<Output = Result<Vec<Envelope<E>>, StoreError>> + Send + 'a,
 {
-    let pages = futures_util::stream::unfold(Some(after), move |after| {
-        let fetched = after.map(&fetch);
-        async move {
-            match fetched?.await {
-                Err(e) => Some((futures_util::stream::iter(vec![Err(e)]), None)),
-                Ok(envelopes) => {
-                    let next = (envelopes.len() == page)
-                        .then(|| envelopes.last().map(key))
-                        .flatten();
-                    (!envelopes.is_empty())
-                        .then(|| (futures_util::stream::iter(ok_all(envelopes)), next))
-                }
-            }
-        }
-    });
+    let first = fetch(after);
+    let pages =
+        futures_util::stream::unfold((fetch, Some(first)), move |(fetch, pending)| async move {
+            let envelopes = match pending?.await {
+                Ok(envelopes) => envelopes,
+                Err(e) => return Some((futures_util::stream::iter(vec![Err(e)]), (fetch, None))),
+            };
+            let next = (envelopes.len() == page)
+                .then(|| envelopes.last().map(|e| fetch(key(e))))
+                .flatten();
+            (!envelopes.is_empty())
+                .then(|| (futures_util::stream::iter(ok_all(envelopes)), (fetch, next)))
+        });
     Box::pin(pages.flatten())
 }
 
@@ -512,12 +514,40 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
     }
 
     fn read_all(&self, after: GlobalPosition) -> EventStream<'_, E> {
-        paged(
-            after,
-            PAGE_ALL,
-            |e| e.position,
-            move |after| self.read_page_all(after, PAGE_ALL),
-        )
+        // Positions are gap-free, so the page after a full one starts `PAGE_ALL` further on:
+        // pages can be asked for ahead, and both readers decode while the consumer consumes.
+        let ahead = |after: u64| {
+            (1..=READ_AHEAD as u64)
+                .map(|k| {
+                    self.read_page_all(GlobalPosition(after + (k - 1) * PAGE_ALL as u64), PAGE_ALL)
+                })
+                .collect::<VecDeque<_>>()
+        };
+        let state = (ahead(after.0), after.0 + (READ_AHEAD * PAGE_ALL) as u64);
+        let pages = futures_util::stream::unfold(state, move |(mut queue, next)| async move {
+            let envelopes = match queue.pop_front()?.await {
+                Ok(envelopes) => envelopes,
+                Err(e) => {
+                    return Some((
+                        futures_util::stream::iter(vec![Err(e)]),
+                        (VecDeque::new(), next),
+                    ));
+                }
+            };
+            if envelopes.len() < PAGE_ALL {
+                // The end of the log as of this page: what was read ahead is dropped.
+                queue.clear();
+            } else {
+                queue.push_back(self.read_page_all(GlobalPosition(next), PAGE_ALL));
+            }
+            (!envelopes.is_empty()).then(|| {
+                (
+                    futures_util::stream::iter(ok_all(envelopes)),
+                    (queue, next + PAGE_ALL as u64),
+                )
+            })
+        });
+        Box::pin(pages.flatten())
     }
 
     async fn head(&self) -> Result<GlobalPosition, StoreError> {
