@@ -7,10 +7,19 @@ mod support;
 use std::time::Duration;
 
 use acm_core::id::{GlobalPosition, Version};
-use acm_core::store::{EventStore, ExpectedVersion};
+use acm_core::store::{Envelope, EventStore, EventStream, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use futures_util::StreamExt;
 use support::TempStore;
+
+/// The next event, which must come within ten seconds.
+async fn next_event(sub: &mut EventStream<'static, TestEvent>) -> Envelope<TestEvent> {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("an event arrives")
+        .expect("the subscription stays open")
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_then_live_events_in_order() {
@@ -51,11 +60,7 @@ async fn history_then_live_events_in_order() {
 
     let mut seen = Vec::new();
     while seen.len() < 3 + 40 {
-        let next = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .expect("a live event arrives")
-            .expect("the subscription stays open")
-            .unwrap();
+        let next = next_event(&mut sub).await;
         seen.push(next.position.0);
     }
     for w in writers {
@@ -78,11 +83,7 @@ async fn history_then_live_events_in_order() {
         .append(s, ExpectedVersion::NoStream, vec![event(s, 9_999, 1)])
         .await
         .unwrap();
-    let next = tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let next = next_event(&mut sub).await;
     assert_eq!(next.position, GlobalPosition(46));
     assert_eq!(next.payload.n, 1);
 }
@@ -105,11 +106,7 @@ async fn a_subscription_from_the_head_sees_only_new_events() {
         .append(s, ExpectedVersion::Exact(Version(2)), vec![event(s, 3, 3)])
         .await
         .unwrap();
-    let next = tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let next = next_event(&mut sub).await;
     assert_eq!(
         (next.position, next.version),
         (GlobalPosition(3), Version(3))
