@@ -239,15 +239,15 @@ impl AcceptanceHook for NoHook {
     }
 }
 
-/// A message owed to a partner, as a durable outbox hands it to the relay.
+/// A message owed to a partner, as an outbox hands it to the relay. The message itself is
+/// rebuilt from the request's state (derived from the log), so what the relay sends is always
+/// what the log owes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwedMessage {
     /// The request it belongs to.
     pub request_id: RequestId,
-    /// The partner system.
-    pub to: SystemId,
-    /// The message.
-    pub message: PartnerMessage,
+    /// The message's id (the partner deduplicates by it).
+    pub message_id: MessageId,
     /// Failed attempts so far.
     pub attempts: u32,
 }

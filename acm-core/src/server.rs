@@ -762,11 +762,10 @@ impl AcmServer {
             .iter()
             .filter(|(_, r)| r.not_before.is_none_or(|t| t <= now))
             .filter_map(|(id, r)| {
-                let (to, message) = inner.requests.get(id)?.state.outbound()?;
+                let (_, message) = inner.requests.get(id)?.state.outbound()?;
                 Some(OwedMessage {
                     request_id: *id,
-                    to,
-                    message,
+                    message_id: message.message_id(),
                     attempts: r.attempts,
                 })
             })
@@ -776,10 +775,35 @@ impl AcmServer {
         due
     }
 
+    /// The message `owed` names, as the request's state owes it now. A durable outbox can be
+    /// ahead of this server's cache (a command's events are committed before its state is
+    /// folded in), so the stream is re-read once before giving up.
+    async fn owed_message(
+        &self,
+        owed: &OwedMessage,
+    ) -> Result<Option<(SystemId, PartnerMessage)>, ServiceError> {
+        let current = |this: &Self| {
+            let inner = this.lock();
+            inner
+                .requests
+                .get(&owed.request_id)
+                .and_then(|e| e.state.outbound())
+                .filter(|(_, m)| m.message_id() == owed.message_id)
+        };
+        if let Some(found) = current(self) {
+            return Ok(Some(found));
+        }
+        self.reload(owed.request_id).await?;
+        Ok(current(self))
+    }
+
     /// Sends every due outbox message once and records each acknowledgement; a failed send
     /// is retried later with exponential back-off. With a durable outbox
     /// ([`Ports::with_outbox`]) the due messages are claimed from the store and the attempts
     /// are counted there.
+    ///
+    /// One message's failure does not stop the pass: every claimed message is tried, and the
+    /// first error (if any) is returned at the end.
     pub async fn relay(&self) -> Result<RelayReport, ServiceError> {
         let now = self.ports.clock.now();
         let due = if let Some(ledger) = &self.ports.outbox {
@@ -792,66 +816,82 @@ impl AcmServer {
             self.due_in_memory(now)
         };
         let mut report = RelayReport::default();
-        for OwedMessage {
-            request_id: id,
-            to,
-            message,
-            attempts,
-        } in due
-        {
-            let message_id = message.message_id();
-            let result = self.ports.transport.send(&to, &message).await;
-            let command = match (&message, result) {
-                (PartnerMessage::Request { .. }, Ok(PartnerAck::Stored)) => {
-                    Some(Command::RecordPartnerAck { message_id })
-                }
-                (PartnerMessage::Response { .. }, Ok(PartnerAck::Stored)) => {
-                    Some(Command::RecordResponseAck { message_id })
-                }
-                (
-                    PartnerMessage::Withdrawal { .. },
-                    Ok(ack @ (PartnerAck::Withdrawn | PartnerAck::TooLate)),
-                ) => Some(Command::RecordWithdrawalOutcome {
-                    message_id,
-                    withdrawn: ack == PartnerAck::Withdrawn,
-                }),
-                (_, Ok(ack)) => {
-                    tracing::warn!(%id, %to, ?ack, "partner answered with an unexpected acknowledgement");
-                    None
-                }
-                (_, Err(error)) => {
-                    tracing::warn!(%id, %to, %error, "partner message not acknowledged; will retry");
-                    None
-                }
-            };
-            if let Some(command) = command {
-                self.execute(id, &command, &Actor::System(to), Some(message_id.into()))
-                    .await?;
-                // The next message of this request (a withdrawal, say) starts a fresh back-off.
-                if let Some(retry) = self.lock().outbox.get_mut(&id) {
-                    *retry = Retry::default();
-                }
-                report.acknowledged += 1;
-            } else {
-                let attempts = attempts.saturating_add(1);
-                let backoff = Duration::milliseconds(100)
-                    .checked_mul(1 << attempts.min(20))
-                    .map_or(self.config.max_backoff, |b| b.min(self.config.max_backoff));
-                match &self.ports.outbox {
-                    Some(ledger) => {
-                        ledger.failed(message_id, now + backoff).await?;
-                    }
-                    None => {
-                        if let Some(retry) = self.lock().outbox.get_mut(&id) {
-                            retry.attempts = attempts;
-                            retry.not_before = Some(now + backoff);
-                        }
-                    }
-                }
-                report.failed += 1;
+        let mut first_error = None;
+        for owed in due {
+            if let Err(error) = self.relay_one(&owed, now, &mut report).await {
+                tracing::warn!(id = %owed.request_id, %error, "relaying a message failed");
+                first_error.get_or_insert(error);
             }
         }
-        Ok(report)
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
+    }
+
+    async fn relay_one(
+        &self,
+        owed: &OwedMessage,
+        now: DateTime<Utc>,
+        report: &mut RelayReport,
+    ) -> Result<(), ServiceError> {
+        let id = owed.request_id;
+        let Some((to, message)) = self.owed_message(owed).await? else {
+            tracing::debug!(%id, message_id = %owed.message_id, "no longer owed; not sent");
+            return Ok(());
+        };
+        let message_id = message.message_id();
+        let result = self.ports.transport.send(&to, &message).await;
+        let command = match (&message, result) {
+            (PartnerMessage::Request { .. }, Ok(PartnerAck::Stored)) => {
+                Some(Command::RecordPartnerAck { message_id })
+            }
+            (PartnerMessage::Response { .. }, Ok(PartnerAck::Stored)) => {
+                Some(Command::RecordResponseAck { message_id })
+            }
+            (
+                PartnerMessage::Withdrawal { .. },
+                Ok(ack @ (PartnerAck::Withdrawn | PartnerAck::TooLate)),
+            ) => Some(Command::RecordWithdrawalOutcome {
+                message_id,
+                withdrawn: ack == PartnerAck::Withdrawn,
+            }),
+            (_, Ok(ack)) => {
+                tracing::warn!(%id, %to, ?ack, "partner answered with an unexpected acknowledgement");
+                None
+            }
+            (_, Err(error)) => {
+                tracing::warn!(%id, %to, %error, "partner message not acknowledged; will retry");
+                None
+            }
+        };
+        if let Some(command) = command {
+            self.execute(id, &command, &Actor::System(to), Some(message_id.into()))
+                .await?;
+            // The next message of this request (a withdrawal, say) starts a fresh back-off.
+            if let Some(retry) = self.lock().outbox.get_mut(&id) {
+                *retry = Retry::default();
+            }
+            report.acknowledged += 1;
+        } else {
+            let attempts = owed.attempts.saturating_add(1);
+            let backoff = Duration::milliseconds(100)
+                .checked_mul(1 << attempts.min(20))
+                .map_or(self.config.max_backoff, |b| b.min(self.config.max_backoff));
+            report.failed += 1;
+            match &self.ports.outbox {
+                Some(ledger) => {
+                    ledger.failed(message_id, now + backoff).await?;
+                }
+                None => {
+                    if let Some(retry) = self.lock().outbox.get_mut(&id) {
+                        retry.attempts = attempts;
+                        retry.not_before = Some(now + backoff);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Expires every open request at this partner whose pending time has run out.

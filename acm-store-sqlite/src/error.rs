@@ -128,6 +128,10 @@ pub enum BackendError {
     /// `recorded_at` is outside what the store can hold (years 1677 to 2262).
     #[error("recorded_at {0} is outside the years 1677 to 2262")]
     TimeOutOfRange(chrono::DateTime<chrono::Utc>),
+    /// The outbox was asked for on a store opened without the ACM projection (use
+    /// `SqliteStore::open_acm`).
+    #[error("the store keeps no outbox: it was opened without the ACM projection")]
+    NoProjection,
     /// The store's writer or readers have stopped.
     #[error("the store is closed")]
     Closed,

@@ -2,7 +2,6 @@
 
 use acm_core::Event;
 use acm_core::id::MessageId;
-use acm_core::lifecycle::PartnerMessage;
 use acm_core::ports::{OutboxLedger, OwedMessage};
 use acm_core::store::StoreError;
 use async_trait::async_trait;
@@ -19,25 +18,21 @@ impl OutboxLedger for SqliteStore<Event> {
         lease: chrono::Duration,
         limit: usize,
     ) -> Result<Vec<OwedMessage>, StoreError> {
-        self.claim_outbox(now, lease, limit)
+        if !self.is_projected() {
+            // Without the projection the outbox table is never filled: relaying from it would
+            // silently send nothing.
+            return Err(BackendError::NoProjection.into());
+        }
+        Ok(self
+            .claim_outbox(now, lease, limit)
             .await?
             .into_iter()
-            .map(|row| {
-                let message: PartnerMessage =
-                    serde_json::from_slice(&row.message).map_err(|source| {
-                        BackendError::Decode {
-                            position: row.queued_position.0,
-                            source,
-                        }
-                    })?;
-                Ok(OwedMessage {
-                    request_id: row.request_id,
-                    to: row.partner,
-                    message,
-                    attempts: row.attempts,
-                })
+            .map(|row| OwedMessage {
+                request_id: row.request_id,
+                message_id: row.message_id,
+                attempts: row.attempts,
             })
-            .collect()
+            .collect())
     }
 
     async fn failed(

@@ -103,6 +103,7 @@ struct Inner<E> {
     readers: Readers,
     codec: Arc<Codec<E>>,
     published: Arc<Published>,
+    projected: bool,
     // Held for the store's lifetime: the one-writer lock.
     _lock: crate::open::StoreLock,
 }
@@ -183,6 +184,7 @@ impl<E: DomainEvent> SqliteStore<E> {
             source,
         };
         let codec = Arc::new(Codec::new(options.upcasters));
+        let projected = options.projection.is_some();
         let published = Arc::new(Published {
             head: AtomicU64::new(0),
             changed: watch::channel(0).0,
@@ -211,6 +213,7 @@ impl<E: DomainEvent> SqliteStore<E> {
                 readers,
                 codec,
                 published,
+                projected,
                 _lock: lock,
             }),
         })
@@ -219,6 +222,11 @@ impl<E: DomainEvent> SqliteStore<E> {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether the store keeps a projection (the outbox, inbox and pending items).
+    pub fn is_projected(&self) -> bool {
+        self.inner.projected
     }
 
     /// What the writer has committed since the store was opened.
@@ -372,7 +380,10 @@ impl<E: DomainEvent> SqliteStore<E> {
         let (reply, rx) = oneshot::channel();
         self.send(Job::Claim {
             now: nanos(now)?,
-            until: nanos(now + lease)?,
+            until: nanos(
+                now.checked_add_signed(lease)
+                    .ok_or(BackendError::TimeOutOfRange(now))?,
+            )?,
             limit,
             reply,
         })?;
@@ -428,6 +439,22 @@ where
                 .then(|| (futures_util::stream::iter(ok_all(envelopes)), (fetch, next)))
         });
     Box::pin(pages.flatten())
+}
+
+/// `envelopes` if they hold positions `after + 1`, `after + 2`, … without a gap.
+fn contiguous<E>(after: u64, envelopes: Vec<Envelope<E>>) -> Result<Vec<Envelope<E>>, StoreError> {
+    match envelopes
+        .iter()
+        .zip(after.saturating_add(1)..)
+        .find(|(e, want)| e.position.0 != *want)
+    {
+        None => Ok(envelopes),
+        Some((_, missing)) => Err(BackendError::Corrupt {
+            position: missing,
+            column: "position (a row is missing)",
+        }
+        .into()),
+    }
 }
 
 fn ok_all<E>(page: Vec<Envelope<E>>) -> Vec<Result<Envelope<E>, StoreError>> {
@@ -516,37 +543,39 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
     fn read_all(&self, after: GlobalPosition) -> EventStream<'_, E> {
         // Positions are gap-free, so the page after a full one starts `PAGE_ALL` further on:
         // pages can be asked for ahead, and both readers decode while the consumer consumes.
-        let ahead = |after: u64| {
-            (1..=READ_AHEAD as u64)
-                .map(|k| {
-                    self.read_page_all(GlobalPosition(after + (k - 1) * PAGE_ALL as u64), PAGE_ALL)
-                })
-                .collect::<VecDeque<_>>()
-        };
-        let state = (ahead(after.0), after.0 + (READ_AHEAD * PAGE_ALL) as u64);
-        let pages = futures_util::stream::unfold(state, move |(mut queue, next)| async move {
-            let envelopes = match queue.pop_front()?.await {
-                Ok(envelopes) => envelopes,
-                Err(e) => {
-                    return Some((
-                        futures_util::stream::iter(vec![Err(e)]),
-                        (VecDeque::new(), next),
-                    ));
+        // Each page is checked to start where expected and run without gaps; a log with a
+        // hole (rows deleted behind the store's back) is an error, never a repeated event.
+        let page = PAGE_ALL as u64;
+        let fetch = move |start: u64| (start, self.read_page_all(GlobalPosition(start), PAGE_ALL));
+        let queue: VecDeque<_> = (0..READ_AHEAD as u64)
+            .map(|k| fetch(after.0.saturating_add(k * page)))
+            .collect();
+        let next = after.0.saturating_add(READ_AHEAD as u64 * page);
+        let pages =
+            futures_util::stream::unfold((queue, next), move |(mut queue, next)| async move {
+                let (start, pending) = queue.pop_front()?;
+                let envelopes = match pending.await.and_then(|e| contiguous(start, e)) {
+                    Ok(envelopes) => envelopes,
+                    Err(e) => {
+                        return Some((
+                            futures_util::stream::iter(vec![Err(e)]),
+                            (VecDeque::new(), next),
+                        ));
+                    }
+                };
+                if envelopes.len() < PAGE_ALL {
+                    // The end of the log as of this page: what was read ahead is dropped.
+                    queue.clear();
+                } else {
+                    queue.push_back(fetch(next));
                 }
-            };
-            if envelopes.len() < PAGE_ALL {
-                // The end of the log as of this page: what was read ahead is dropped.
-                queue.clear();
-            } else {
-                queue.push_back(self.read_page_all(GlobalPosition(next), PAGE_ALL));
-            }
-            (!envelopes.is_empty()).then(|| {
-                (
-                    futures_util::stream::iter(ok_all(envelopes)),
-                    (queue, next + PAGE_ALL as u64),
-                )
-            })
-        });
+                (!envelopes.is_empty()).then(|| {
+                    (
+                        futures_util::stream::iter(ok_all(envelopes)),
+                        (queue, next.saturating_add(page)),
+                    )
+                })
+            });
         Box::pin(pages.flatten())
     }
 
@@ -643,15 +672,13 @@ fn walk(conn: &Connection) -> Result<ChainReport, StoreError> {
     if recorded > last {
         return report(last, link, last + 1, BreakKind::Truncated);
     }
-    if recorded < last || recorded_link != link {
-        // Rows past the recorded head, or a head that is not this chain's: the last
-        // transaction's rows were rewritten.
-        return report(
-            last,
-            link,
-            recorded.min(last).max(1),
-            BreakKind::HashMismatch,
-        );
+    if recorded < last {
+        // Rows past the recorded head: written behind the store's back.
+        return report(recorded, link, recorded + 1, BreakKind::HashMismatch);
+    }
+    if recorded_link != link {
+        // Every row links, but the recorded head is not this chain's last link.
+        return report(last.saturating_sub(1), link, last, BreakKind::HashMismatch);
     }
     Ok(ChainReport {
         checked: last,

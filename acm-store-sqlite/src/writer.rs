@@ -349,6 +349,11 @@ impl<E: DomainEvent> Writer<E> {
             Ok((head, chain)) => {
                 self.head = head;
                 self.chain = chain;
+                // A commit reported failed may have landed all the same.
+                if self.published.head.load(Ordering::Acquire) != head {
+                    self.published.head.store(head, Ordering::Release);
+                    self.published.changed.send_replace(head);
+                }
             }
             Err(error) => tracing::error!(%error, "could not re-read the chain head"),
         }
@@ -603,15 +608,12 @@ impl<E: DomainEvent> Writer<E> {
         let mut rows = stmt.query(params![now, until, i64_of(limit as u64)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            match outbox_row(row) {
-                Some(r) => out.push(r),
-                None => {
-                    return Ok(Err(BackendError::Corrupt {
-                        position: 0,
-                        column: "outbox",
-                    }
-                    .into()));
-                }
+            // A row that does not decode is set aside (it stays claimed for the lease and is
+            // logged each time), so it cannot hold up the messages behind it.
+            if let Some(r) = outbox_row(row) {
+                out.push(r);
+            } else {
+                tracing::error!("an outbox row does not decode; skipped");
             }
         }
         out.sort_unstable_by_key(|r| r.queued_position);

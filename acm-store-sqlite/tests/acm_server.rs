@@ -3,21 +3,169 @@
 //! every step; failed sends are counted in the store, so back-off survives a restart.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use acm_core::Event;
+use acm_core::id::GlobalPosition;
 use acm_core::id::{McServiceId, MessageId, RequestId, StreamId, SystemId, Version};
 use acm_core::lifecycle::{Command, PartnerMessage, RequestState, decide, evolve};
 use acm_core::ports::OutboxLedger;
 use acm_core::request::{Decision, Target};
-use acm_core::store::{Actor, EventStore, ExpectedVersion, NewEvent};
+use acm_core::store::{
+    Actor, Appended, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
+};
 use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, id};
 use acm_store_sqlite::SqliteStore;
+use async_trait::async_trait;
 use chrono::Duration;
 use futures_util::StreamExt;
 use tempfile::TempDir;
+use tokio::sync::oneshot;
 
 type Systems = TwoSystems<SqliteStore<Event>>;
+
+/// A SQLite store whose next append can be held after it committed (the caller descheduled
+/// between the store's answer and its in-memory update) or made to fail before it is written.
+#[derive(Debug)]
+struct Held {
+    inner: SqliteStore<Event>,
+    gate: Mutex<Option<oneshot::Receiver<()>>>,
+    fail_next: AtomicBool,
+}
+
+#[async_trait]
+impl EventStore<Event> for Held {
+    async fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent<Event>>,
+    ) -> Result<Appended, StoreError> {
+        if self.fail_next.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::Backend("injected failure".into()));
+        }
+        let appended = self.inner.append(stream, expected, events).await;
+        let gate = self.gate.lock().unwrap().take();
+        if let Some(gate) = gate {
+            let _ = gate.await;
+        }
+        appended
+    }
+
+    fn read_stream(&self, stream: StreamId, after: Version) -> EventStream<'_, Event> {
+        self.inner.read_stream(stream, after)
+    }
+
+    fn read_all(&self, after: GlobalPosition) -> EventStream<'_, Event> {
+        self.inner.read_all(after)
+    }
+
+    async fn head(&self) -> Result<GlobalPosition, StoreError> {
+        self.inner.head().await
+    }
+}
+
+async fn held_systems(dir: &TempDir) -> Arc<TwoSystems<Held>> {
+    let systems = TwoSystems::with_stores(
+        |c| c,
+        |system| {
+            let inner = SqliteStore::open_acm(dir.path().join(format!("{system}.db"))).unwrap();
+            let ledger: Arc<dyn OutboxLedger> = Arc::new(inner.clone());
+            let held = Held {
+                inner,
+                gate: Mutex::new(None),
+                fail_next: AtomicBool::new(false),
+            };
+            (Arc::new(held), Some(ledger))
+        },
+    )
+    .await
+    .unwrap();
+    Arc::new(systems)
+}
+
+/// The durable outbox is written in the events' transaction, so the relay can claim a
+/// message before the server that decided it has folded the events into its cache. The relay
+/// then re-reads the stream: the message is sent and its acknowledgement recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_may_claim_a_message_before_the_server_has_folded_its_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let sys = held_systems(&dir).await;
+    let (release, gate) = oneshot::channel();
+    *sys.a.store.gate.lock().unwrap() = Some(gate);
+    let submitting = {
+        let sys = sys.clone();
+        tokio::spawn(async move { sys.alice_provides(Target::User(bob()), 1).await })
+    };
+    while sys.a.store.inner.outbox_owed().await.unwrap() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let report = sys.a.server.relay().await.unwrap();
+    assert_eq!((report.acknowledged, report.failed), (1, 0));
+    release.send(()).unwrap();
+    let request = submitting.await.unwrap().unwrap();
+    assert_eq!(sys.a.store.inner.outbox_owed().await.unwrap(), 0);
+    assert!(matches!(
+        sys.a.server.state(request),
+        Some(RequestState::Primary(p)) if p.partner_stored
+    ));
+    assert_eq!(
+        sys.b.store.inner.pending_for(&bob()).await.unwrap(),
+        vec![request]
+    );
+}
+
+/// One message's failure does not stop a relay pass: the messages claimed after it are sent,
+/// the error is returned at the end, and the failed one goes again once its claim lapses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_mid_pass_does_not_strand_the_rest_of_the_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let sys = held_systems(&dir).await;
+    let first = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+    let second = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
+    // Recording the first acknowledgement fails; the second goes through.
+    sys.a.store.fail_next.store(true, Ordering::SeqCst);
+    assert!(sys.a.server.relay().await.is_err());
+    let stored =
+        |id| matches!(sys.a.server.state(id), Some(RequestState::Primary(p)) if p.partner_stored);
+    assert!(!stored(first));
+    assert!(
+        stored(second),
+        "the second message was sent in the same pass"
+    );
+    assert_eq!(sys.a.store.inner.outbox_owed().await.unwrap(), 1);
+    // After the claim's lease the first is sent again; B deduplicates and acknowledges.
+    sys.clock.advance(Duration::minutes(2));
+    let report = sys.a.server.relay().await.unwrap();
+    assert_eq!(report.acknowledged, 1);
+    assert!(stored(first));
+    assert_eq!(sys.a.store.inner.outbox_owed().await.unwrap(), 0);
+    assert_eq!(
+        sys.b.store.inner.pending_for(&bob()).await.unwrap(),
+        vec![first, second]
+    );
+}
+
+/// A store opened without the ACM projection keeps no outbox; relaying from it is refused
+/// with a typed error rather than silently sending nothing.
+#[test]
+fn a_store_without_the_projection_is_no_outbox() {
+    futures_executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = SqliteStore::<Event>::open(dir.path().join("plain.db")).unwrap();
+        let claimed = plain
+            .claim(chrono::Utc::now(), Duration::seconds(1), 10)
+            .await;
+        let Err(StoreError::Backend(e)) = claimed else {
+            panic!("expected a backend error, got {claimed:?}")
+        };
+        assert!(matches!(
+            e.downcast_ref::<acm_store_sqlite::BackendError>(),
+            Some(acm_store_sqlite::BackendError::NoProjection)
+        ));
+    });
+}
 
 async fn systems(dir: &TempDir) -> Systems {
     TwoSystems::with_stores(

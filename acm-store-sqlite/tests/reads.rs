@@ -60,3 +60,55 @@ async fn reads_at_page_boundaries_and_beside_appends() {
     writer.await.unwrap();
     assert_eq!(positions(&t, 0).await.len() as u64, total + 10_000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_the_largest_position_is_empty() {
+    let t = TempStore::<TestEvent>::new();
+    let s = stream(1);
+    t.store
+        .append(s, ExpectedVersion::NoStream, vec![event(s, 1, 1)])
+        .await
+        .unwrap();
+    assert!(positions(&t, u64::MAX).await.is_empty());
+    assert!(positions(&t, u64::MAX - 1).await.is_empty());
+}
+
+/// A row deleted behind the store's back is reported where it is missing; no event is ever
+/// yielded twice (the read-ahead computes page starts from gap-free positions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hole_in_the_log_is_an_error_not_a_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acm.db");
+    {
+        let store = acm_store_sqlite::SqliteStore::<TestEvent>::open(&path).unwrap();
+        let s = stream(1);
+        for chunk in 0..(2 * PAGE) / 512 {
+            let batch = (1..=512).map(|i| event(s, chunk * 512 + i, i)).collect();
+            store
+                .append(s, ExpectedVersion::Exact(Version(chunk * 512)), batch)
+                .await
+                .unwrap();
+        }
+    }
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TRIGGER events_no_delete; DELETE FROM events WHERE position = 5;")
+        .unwrap();
+    let store = acm_store_sqlite::SqliteStore::<TestEvent>::open(&path).unwrap();
+    let read: Vec<_> = store.read_all(GlobalPosition::START).collect().await;
+    assert!(
+        read.iter().all(Result::is_err) && read.len() == 1,
+        "{} items",
+        read.len()
+    );
+    let Err(acm_core::store::StoreError::Backend(e)) = &read[0] else {
+        unreachable!()
+    };
+    assert!(
+        matches!(
+            e.downcast_ref::<acm_store_sqlite::BackendError>(),
+            Some(acm_store_sqlite::BackendError::Corrupt { position: 5, .. })
+        ),
+        "{e}"
+    );
+}

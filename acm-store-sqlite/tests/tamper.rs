@@ -200,6 +200,20 @@ fn a_malformed_link_is_corrupt() {
     broken_at(&verify(&path), 23, BreakKind::Corrupt);
 }
 
+#[test]
+fn rows_past_the_recorded_head_are_named_at_the_first_of_them() {
+    let (_dir, path) = copy();
+    // The head set back one event: the last row, although well chained, was never recorded.
+    tamper(&path, |c| {
+        c.execute(
+            "UPDATE chain_head SET position = ?1, hash = (SELECT hash FROM events WHERE position = ?1)",
+            [sql(N - 1)],
+        )
+        .unwrap();
+    });
+    broken_at(&verify(&path), N, BreakKind::HashMismatch);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 16,
