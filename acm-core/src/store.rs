@@ -256,3 +256,28 @@ pub trait EventStore<E: DomainEvent>: Send + Sync {
     /// The position of the last stored event ([`GlobalPosition::START`] when empty).
     async fn head(&self) -> Result<GlobalPosition, StoreError>;
 }
+
+/// A shared store is a store: servers, relays and tests can hold the same one.
+#[async_trait]
+impl<E: DomainEvent, S: EventStore<E> + ?Sized> EventStore<E> for std::sync::Arc<S> {
+    async fn append(
+        &self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent<E>>,
+    ) -> Result<Appended, StoreError> {
+        (**self).append(stream, expected, events).await
+    }
+
+    fn read_stream(&self, stream: StreamId, after: Version) -> EventStream<'_, E> {
+        (**self).read_stream(stream, after)
+    }
+
+    fn read_all(&self, after: GlobalPosition) -> EventStream<'_, E> {
+        (**self).read_all(after)
+    }
+
+    async fn head(&self) -> Result<GlobalPosition, StoreError> {
+        (**self).head().await
+    }
+}

@@ -20,8 +20,7 @@ use acm_store_memory::fixture::{alice, bob, carol, duty_officer, groups, id};
 use acm_store_memory::{InProcessNetwork, MemoryStore};
 use async_trait::async_trait;
 
-mod support;
-use support::{Append, Intercepted};
+use acm_core::testkit::intercept::{Append, Intercepted};
 
 /// Returns `Pending` a given number of times before completing.
 struct Stall(usize);
@@ -46,10 +45,10 @@ struct LateAcks {
 }
 
 #[async_trait]
-impl Append for LateAcks {
+impl Append<Arc<MemoryStore<Event>>, Event> for LateAcks {
     async fn append(
         &self,
-        inner: &MemoryStore<Event>,
+        inner: &Arc<MemoryStore<Event>>,
         stream: StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent<Event>>,

@@ -16,9 +16,8 @@ use acm_store_memory::MemoryStore;
 use acm_store_memory::fixture::{System, TwoSystems, alice, bob};
 use async_trait::async_trait;
 
-mod support;
+use acm_core::testkit::intercept::{Append, Intercepted};
 use futures_executor::block_on;
-use support::{Append, Intercepted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fail {
@@ -35,7 +34,7 @@ struct Flaky {
     skip: Mutex<u32>,
 }
 
-type FlakyStore = Intercepted<Flaky>;
+type FlakyStore = Intercepted<Arc<MemoryStore<Event>>, Flaky>;
 
 fn fail(store: &FlakyStore, after: u32, how: Fail) {
     *store.how.skip.lock().unwrap() = after;
@@ -43,10 +42,10 @@ fn fail(store: &FlakyStore, after: u32, how: Fail) {
 }
 
 #[async_trait]
-impl Append for Flaky {
+impl Append<Arc<MemoryStore<Event>>, Event> for Flaky {
     async fn append(
         &self,
-        inner: &MemoryStore<Event>,
+        inner: &Arc<MemoryStore<Event>>,
         stream: StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent<Event>>,

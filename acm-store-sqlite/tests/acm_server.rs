@@ -7,14 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use acm_core::Event;
-use acm_core::id::GlobalPosition;
 use acm_core::id::{McServiceId, MessageId, RequestId, StreamId, SystemId, Version};
 use acm_core::lifecycle::{Command, PartnerMessage, RequestState, decide, evolve};
 use acm_core::ports::OutboxLedger;
 use acm_core::request::{Decision, Target};
-use acm_core::store::{
-    Actor, Appended, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
-};
+use acm_core::store::{Actor, Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
+use acm_core::testkit::intercept::{Append, Intercepted};
 use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, id};
 use acm_store_sqlite::SqliteStore;
 use async_trait::async_trait;
@@ -25,19 +23,21 @@ use tokio::sync::oneshot;
 
 type Systems = TwoSystems<SqliteStore<Event>>;
 
-/// A SQLite store whose next append can be held after it committed (the caller descheduled
-/// between the store's answer and its in-memory update) or made to fail before it is written.
-#[derive(Debug)]
-struct Held {
-    inner: SqliteStore<Event>,
+/// Appends that can be held after they committed (the caller descheduled between the store's
+/// answer and its in-memory update) or made to fail before they are written.
+#[derive(Debug, Default)]
+struct Hold {
     gate: Mutex<Option<oneshot::Receiver<()>>>,
     fail_next: AtomicBool,
 }
 
+type Held = Intercepted<SqliteStore<Event>, Hold>;
+
 #[async_trait]
-impl EventStore<Event> for Held {
+impl Append<SqliteStore<Event>, Event> for Hold {
     async fn append(
         &self,
+        inner: &SqliteStore<Event>,
         stream: StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent<Event>>,
@@ -45,24 +45,12 @@ impl EventStore<Event> for Held {
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Backend("injected failure".into()));
         }
-        let appended = self.inner.append(stream, expected, events).await;
+        let appended = inner.append(stream, expected, events).await;
         let gate = self.gate.lock().unwrap().take();
         if let Some(gate) = gate {
             let _ = gate.await;
         }
         appended
-    }
-
-    fn read_stream(&self, stream: StreamId, after: Version) -> EventStream<'_, Event> {
-        self.inner.read_stream(stream, after)
-    }
-
-    fn read_all(&self, after: GlobalPosition) -> EventStream<'_, Event> {
-        self.inner.read_all(after)
-    }
-
-    async fn head(&self) -> Result<GlobalPosition, StoreError> {
-        self.inner.head().await
     }
 }
 
@@ -72,10 +60,9 @@ async fn held_systems(dir: &TempDir) -> Arc<TwoSystems<Held>> {
         |system| {
             let inner = SqliteStore::open_acm(dir.path().join(format!("{system}.db"))).unwrap();
             let ledger: Arc<dyn OutboxLedger> = Arc::new(inner.clone());
-            let held = Held {
+            let held = Intercepted {
                 inner,
-                gate: Mutex::new(None),
-                fail_next: AtomicBool::new(false),
+                how: Hold::default(),
             };
             (Arc::new(held), Some(ledger))
         },
@@ -93,7 +80,7 @@ async fn the_relay_may_claim_a_message_before_the_server_has_folded_its_events()
     let dir = tempfile::tempdir().unwrap();
     let sys = held_systems(&dir).await;
     let (release, gate) = oneshot::channel();
-    *sys.a.store.gate.lock().unwrap() = Some(gate);
+    *sys.a.store.how.gate.lock().unwrap() = Some(gate);
     let submitting = {
         let sys = sys.clone();
         tokio::spawn(async move { sys.alice_provides(Target::User(bob()), 1).await })
@@ -125,7 +112,7 @@ async fn an_error_mid_pass_does_not_strand_the_rest_of_the_claim() {
     let first = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
     let second = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
     // Recording the first acknowledgement fails; the second goes through.
-    sys.a.store.fail_next.store(true, Ordering::SeqCst);
+    sys.a.store.how.fail_next.store(true, Ordering::SeqCst);
     assert!(sys.a.server.relay().await.is_err());
     let stored =
         |id| matches!(sys.a.server.state(id), Some(RequestState::Primary(p)) if p.partner_stored);

@@ -4,6 +4,5 @@
 mod support;
 
 use acm_core::testkit::conformance::TestEvent;
-use support::TempStore;
 
-acm_core::conformance_tests!(TempStore::<TestEvent>::new());
+acm_core::conformance_tests!(support::temp_store::<TestEvent>());

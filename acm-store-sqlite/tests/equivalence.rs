@@ -10,7 +10,6 @@ use acm_core::testkit::conformance::{TestEvent, event, stream};
 use acm_store_memory::MemoryStore;
 use futures_util::StreamExt;
 use proptest::prelude::*;
-use support::TempStore;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -87,7 +86,7 @@ async fn collect(mut s: acm_core::store::EventStream<'_, TestEvent>) -> Vec<Enve
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     futures_executor::block_on(async {
         let memory = MemoryStore::<TestEvent>::new();
-        let sqlite = TempStore::<TestEvent>::new();
+        let sqlite = support::temp_store::<TestEvent>();
         let mut batches = Vec::new();
         let mut next_id = 0u64;
         for op in ops {

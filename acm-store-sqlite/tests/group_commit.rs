@@ -10,17 +10,16 @@ use acm_core::id::{GlobalPosition, Version};
 use acm_core::store::{EventStore, ExpectedVersion, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use futures_util::StreamExt;
-use support::TempStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_share_transactions_and_get_their_own_results() {
-    let t = TempStore::<TestEvent>::new();
+    let t = support::temp_store::<TestEvent>();
     let contested = stream(1);
     // 512 appends at once: even tasks each to a stream of their own (all must succeed), odd
     // tasks all to one contested stream expecting it empty (exactly one may succeed).
     let tasks: Vec<_> = (0..512u64)
         .map(|i| {
-            let store = t.store.clone();
+            let store = t.inner.clone();
             tokio::spawn(async move {
                 let s = if i % 2 == 0 {
                     stream(100 + i)
@@ -61,15 +60,15 @@ async fn concurrent_appends_share_transactions_and_get_their_own_results() {
     );
     // 257 batches of two: positions 1, 3, 5, … each once, and nothing in between lost.
     assert_eq!(positions, (0..257u64).map(|b| 1 + 2 * b).collect());
-    assert_eq!(t.store.head().await.unwrap(), GlobalPosition(514));
-    let all: Vec<_> = t.store.read_all(GlobalPosition::START).collect().await;
+    assert_eq!(t.inner.head().await.unwrap(), GlobalPosition(514));
+    let all: Vec<_> = t.inner.read_all(GlobalPosition::START).collect().await;
     assert_eq!(all.len(), 514);
 
-    let stats = t.store.stats();
+    let stats = t.inner.stats();
     assert_eq!(stats.jobs, 512, "every append went through the writer");
     assert!(
         stats.transactions < stats.jobs,
         "appends queued together commit together: {stats:?}"
     );
-    assert!(t.store.verify().await.unwrap().is_intact());
+    assert!(t.inner.verify().await.unwrap().is_intact());
 }

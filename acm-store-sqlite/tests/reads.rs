@@ -13,7 +13,7 @@ use support::TempStore;
 const PAGE: u64 = 2048;
 
 async fn positions(t: &TempStore<TestEvent>, after: u64) -> Vec<u64> {
-    t.store
+    t.inner
         .read_all(GlobalPosition(after))
         .map(|e| e.unwrap().position.0)
         .collect()
@@ -22,12 +22,12 @@ async fn positions(t: &TempStore<TestEvent>, after: u64) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_at_page_boundaries_and_beside_appends() {
-    let t = TempStore::<TestEvent>::new();
+    let t = support::temp_store::<TestEvent>();
     let s = stream(1);
     let total = 2 * PAGE;
     for chunk in 0..total / 512 {
         let batch = (1..=512).map(|i| event(s, chunk * 512 + i, i)).collect();
-        t.store
+        t.inner
             .append(s, ExpectedVersion::Exact(Version(chunk * 512)), batch)
             .await
             .unwrap();
@@ -39,7 +39,7 @@ async fn reads_at_page_boundaries_and_beside_appends() {
 
     // Reads racing appends: each sees a prefix of the log, without gaps.
     let writer = {
-        let store = t.store.clone();
+        let store = t.inner.clone();
         tokio::spawn(async move {
             let s = stream(2);
             for i in 0..200u64 {
@@ -63,9 +63,9 @@ async fn reads_at_page_boundaries_and_beside_appends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_after_the_largest_position_is_empty() {
-    let t = TempStore::<TestEvent>::new();
+    let t = support::temp_store::<TestEvent>();
     let s = stream(1);
-    t.store
+    t.inner
         .append(s, ExpectedVersion::NoStream, vec![event(s, 1, 1)])
         .await
         .unwrap();

@@ -10,7 +10,6 @@ use acm_core::id::{GlobalPosition, Version};
 use acm_core::store::{Envelope, EventStore, EventStream, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use futures_util::StreamExt;
-use support::TempStore;
 
 /// The next event, which must come within ten seconds.
 async fn next_event(sub: &mut EventStream<'static, TestEvent>) -> Envelope<TestEvent> {
@@ -23,10 +22,10 @@ async fn next_event(sub: &mut EventStream<'static, TestEvent>) -> Envelope<TestE
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_then_live_events_in_order() {
-    let t = TempStore::<TestEvent>::new();
+    let t = support::temp_store::<TestEvent>();
     let s = stream(1);
     for i in 1..=5u64 {
-        t.store
+        t.inner
             .append(
                 s,
                 ExpectedVersion::Exact(Version(i - 1)),
@@ -35,12 +34,12 @@ async fn history_then_live_events_in_order() {
             .await
             .unwrap();
     }
-    let mut sub = t.store.subscribe(GlobalPosition(2));
+    let mut sub = t.inner.subscribe(GlobalPosition(2));
 
     // Live appends from other tasks, on several streams, while the subscriber reads.
     let writers: Vec<_> = (0..4u64)
         .map(|w| {
-            let store = t.store.clone();
+            let store = t.inner.clone();
             tokio::spawn(async move {
                 let s = stream(10 + w);
                 for i in 0..10u64 {
@@ -79,7 +78,7 @@ async fn history_then_live_events_in_order() {
             .is_err()
     );
     let s = stream(99);
-    t.store
+    t.inner
         .append(s, ExpectedVersion::NoStream, vec![event(s, 9_999, 1)])
         .await
         .unwrap();
@@ -90,9 +89,9 @@ async fn history_then_live_events_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_from_the_head_sees_only_new_events() {
-    let t = TempStore::<TestEvent>::new();
+    let t = support::temp_store::<TestEvent>();
     let s = stream(1);
-    t.store
+    t.inner
         .append(
             s,
             ExpectedVersion::NoStream,
@@ -100,9 +99,9 @@ async fn a_subscription_from_the_head_sees_only_new_events() {
         )
         .await
         .unwrap();
-    let head = t.store.head().await.unwrap();
-    let mut sub = t.store.subscribe(head);
-    t.store
+    let head = t.inner.head().await.unwrap();
+    let mut sub = t.inner.subscribe(head);
+    t.inner
         .append(s, ExpectedVersion::Exact(Version(2)), vec![event(s, 3, 3)])
         .await
         .unwrap();
