@@ -28,6 +28,11 @@ enum Cmd {
         /// (`mc-a.example.jsonl`, `mc-b.example.jsonl`), for `acm audit`.
         #[arg(long)]
         export: Option<PathBuf>,
+        /// Run both ACM servers on durable SQLite stores in this directory
+        /// (`mc-a.example.db`, `mc-b.example.db`; they must not exist yet), for
+        /// `acm audit verify`. Without it the stores are in memory.
+        #[arg(long)]
+        db: Option<PathBuf>,
     },
     /// Audit an exported event log (JSON Lines) or an ACM server's SQLite store.
     Audit {
@@ -39,11 +44,11 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Demo { export } => tokio::runtime::Builder::new_current_thread()
+        Cmd::Demo { export, db } => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(demo::run(export.as_deref()))),
+            .and_then(|rt| rt.block_on(demo::play(export.as_deref(), db.as_deref()))),
         Cmd::Audit { command } => audit::run(&command),
     };
     match result {

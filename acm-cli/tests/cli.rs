@@ -124,3 +124,22 @@ fn audit_verify_checks_a_sqlite_store_and_names_the_first_broken_position() {
     assert!(!ok);
     assert!(err.contains("not a SQLite database"), "{err}");
 }
+
+#[test]
+fn the_demo_on_sqlite_leaves_stores_that_verify_and_refuses_to_reuse_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("stores");
+    let (ok, out, err) = acm(&["demo", "--db", db.to_str().unwrap()]);
+    assert!(ok, "demo failed: {err}");
+    assert!(out.contains("6 events at A, 6 at B"), "{out}");
+    for system in ["mc-a.example", "mc-b.example"] {
+        let file = db.join(format!("{system}.db"));
+        let (ok, out, err) = acm(&["audit", "verify", file.to_str().unwrap()]);
+        assert!(ok, "{err}");
+        assert!(out.starts_with("6 events, hash chain intact"), "{out}");
+    }
+    // The demo's ids repeat from run to run: a second run into the same stores is refused.
+    let (ok, _, err) = acm(&["demo", "--db", db.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("exists already"), "{err}");
+}
