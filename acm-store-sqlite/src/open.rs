@@ -16,7 +16,10 @@ use crate::error::OpenError;
 pub(crate) const APPLICATION_ID: i32 = 0x4143_4D31;
 
 /// Migrations in order; migration `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema/0001_events.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/0001_events.sql"),
+    include_str!("schema/0002_projection_state.sql"),
+];
 
 /// The schema version this build writes.
 #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)] // a handful of migrations

@@ -68,6 +68,10 @@ pub trait History<E> {
 
 /// Turns appended events into row changes. Runs on the writer thread.
 pub trait Projection<E>: Send + 'static {
+    /// A stable name, recorded in the store: a store opened with another projection than the
+    /// one its tables hold rebuilds them.
+    fn name(&self) -> &'static str;
+
     /// The row changes `appending` causes, pushed to `out`.
     fn project(
         &mut self,
@@ -103,6 +107,10 @@ impl AcmProjection {
 }
 
 impl Projection<Event> for AcmProjection {
+    fn name(&self) -> &'static str {
+        "acm"
+    }
+
     fn project(
         &mut self,
         history: &mut dyn History<Event>,

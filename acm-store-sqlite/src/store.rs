@@ -191,7 +191,7 @@ impl<E: DomainEvent> SqliteStore<E> {
             transactions: AtomicU64::new(0),
             jobs: AtomicU64::new(0),
         });
-        let writer = Writer::new(
+        let mut writer = Writer::new(
             conn,
             codec.clone(),
             options.projection,
@@ -199,6 +199,10 @@ impl<E: DomainEvent> SqliteStore<E> {
             options.max_batch,
         )
         .map_err(as_open_error)?;
+        writer.catch_up().map_err(|source| OpenError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
         let readers = Readers::start(&path, options.readers).map_err(as_open_error)?;
         let (tx, rx) = mpsc::channel();
         let writer_thread = std::thread::Builder::new()

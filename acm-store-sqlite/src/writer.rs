@@ -30,6 +30,13 @@ const INBOX_RECORD: &str = include_str!("writer/inbox_record.sql");
 const CHAIN_HEAD: &str = include_str!("writer/chain_head.sql");
 const HISTORY: &str = include_str!("writer/history.sql");
 const REPLAYED: &str = include_str!("writer/replayed.sql");
+const PROJECTION_STATE: &str = include_str!("writer/projection_state.sql");
+const PROJECTION_THROUGH: &str = include_str!("writer/projection_through.sql");
+const PROJECTION_CLEAR: &str = include_str!("writer/projection_clear.sql");
+const CATCH_UP: &str = include_str!("writer/catch_up.sql");
+
+/// Events projected per transaction while catching the projection up on open.
+const CATCH_UP_PAGE: i64 = 4096;
 
 /// Longest wait for a batch to fill up to the size of the previous one.
 const GATHER: Duration = Duration::from_micros(300);
@@ -235,6 +242,127 @@ impl<E: DomainEvent> Writer<E> {
         })
     }
 
+    /// Brings the projection's tables up to the log before the writer serves: events appended
+    /// while the store was opened without this projection are projected now, in order; tables
+    /// kept by another projection (or by none) are rebuilt from the first event.
+    pub(crate) fn catch_up(&mut self) -> Result<u64, StoreError> {
+        let Some(name) = self.projection.as_ref().map(|p| p.name()) else {
+            return Ok(0);
+        };
+        let (recorded, mut through): (Option<String>, i64) = self
+            .conn
+            .query_row(PROJECTION_STATE, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(crate::error::sqlite)?;
+        if recorded.as_deref() != Some(name) {
+            self.conn
+                .execute_batch(&format!("BEGIN IMMEDIATE;\n{PROJECTION_CLEAR}\nCOMMIT;"))
+                .map_err(crate::error::sqlite)?;
+            through = 0;
+        }
+        let mut projected = 0;
+        loop {
+            let page = {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(CATCH_UP)
+                    .map_err(crate::error::sqlite)?;
+                let mut rows = stmt
+                    .query(params![through, CATCH_UP_PAGE])
+                    .map_err(crate::error::sqlite)?;
+                let mut page = Vec::new();
+                while let Some(row) = rows.next().map_err(crate::error::sqlite)? {
+                    page.push(self.codec.decode(row)?);
+                }
+                page
+            };
+            let Some(last) = page.last().map(|e| e.position.0) else {
+                break;
+            };
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(crate::error::sqlite)?;
+            let applied = page
+                .into_iter()
+                .try_for_each(|e| self.project_stored(e))
+                .and_then(|()| {
+                    self.conn
+                        .prepare_cached(PROJECTION_THROUGH)
+                        .and_then(|mut s| s.execute(params![name, i64_of(last)]))
+                        .map(drop)
+                        .map_err(crate::error::sqlite)
+                })
+                .and_then(|()| {
+                    self.conn
+                        .execute_batch("COMMIT")
+                        .map_err(crate::error::sqlite)
+                });
+            if let Err(e) = applied {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                if let Some(p) = self.projection.as_mut() {
+                    p.reset();
+                }
+                return Err(e);
+            }
+            projected += last - through.cast_unsigned();
+            through = i64_of(last);
+        }
+        if recorded.as_deref() != Some(name) {
+            // Record the name even when there was nothing to project.
+            self.conn
+                .prepare_cached(PROJECTION_THROUGH)
+                .and_then(|mut s| s.execute(params![name, through]))
+                .map_err(crate::error::sqlite)?;
+        }
+        if projected > 0 {
+            tracing::info!(
+                projection = name,
+                events = projected,
+                "projection caught up with the log"
+            );
+        }
+        Ok(projected)
+    }
+
+    /// Projects one stored event (catching up).
+    fn project_stored(&mut self, e: acm_core::store::Envelope<E>) -> Result<(), StoreError> {
+        let Self {
+            conn,
+            codec,
+            projection,
+            changes,
+            ..
+        } = self;
+        let Some(projection) = projection.as_mut() else {
+            return Ok(());
+        };
+        let (stream, version, position) = (e.stream_id, e.version, e.position);
+        let event = NewEvent {
+            event_id: e.event_id,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            actor: e.actor,
+            recorded_at: e.recorded_at,
+            payload: e.payload,
+        };
+        changes.clear();
+        projection.project(
+            &mut TxHistory { conn, codec },
+            Appending {
+                stream,
+                version,
+                position,
+                event: &event,
+            },
+            changes,
+        )?;
+        let stream_id = blob(stream.0.as_uuid());
+        for change in changes.iter() {
+            apply_change(conn, &stream_id, i64_of(position.0), change)
+                .map_err(crate::error::sqlite)?;
+        }
+        Ok(())
+    }
+
     /// Runs until every sender is dropped.
     pub(crate) fn run(mut self, jobs: &mpsc::Receiver<Job<E>>) {
         let mut batch = Vec::with_capacity(self.max_batch);
@@ -305,6 +433,15 @@ impl<E: DomainEvent> Writer<E> {
                 .conn
                 .prepare_cached(CHAIN_HEAD)
                 .and_then(|mut s| s.execute(params![i64_of(tx.head), &tx.chain[..]]))
+                .err();
+        }
+        if let (None, Some(p)) = (&fatal, &self.projection)
+            && tx.head != self.head
+        {
+            fatal = self
+                .conn
+                .prepare_cached(PROJECTION_THROUGH)
+                .and_then(|mut s| s.execute(params![p.name(), i64_of(tx.head)]))
                 .err();
         }
         if fatal.is_none() {

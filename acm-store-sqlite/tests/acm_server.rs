@@ -419,3 +419,111 @@ fn projections_survive_a_reopen_and_follow_later_appends() {
         assert!(store.verify().await.unwrap().is_intact());
     });
 }
+
+/// The projection tables as rows of text, for comparing two stores: what the log decides (an
+/// outbox row's attempts and due time are the relay's bookkeeping, not the log's).
+fn projection_tables(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT hex(message_id), hex(stream_id), partner, hex(message), queued_position, settled_position FROM outbox ORDER BY message_id",
+        "SELECT hex(message_id), sender, hex(stream_id), position FROM inbox ORDER BY message_id",
+        "SELECT mc_service_id, hex(stream_id), since_position FROM pending ORDER BY 1, 2",
+    ] {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                (0..n)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap();
+        out.extend(rows.map(|r| r.unwrap().join(" ")));
+    }
+    out
+}
+
+/// Plays a request to bob's answer, and a second one left pending, on stores from `open`.
+async fn play(
+    dir: &TempDir,
+    open: fn(&std::path::Path) -> SqliteStore<Event>,
+    durable_outbox: bool,
+) {
+    let sys = TwoSystems::with_stores(
+        |c| c,
+        |system| {
+            let store = Arc::new(open(&dir.path().join(format!("{system}.db"))));
+            let ledger: Option<Arc<dyn OutboxLedger>> =
+                durable_outbox.then(|| store.clone() as Arc<dyn OutboxLedger>);
+            (store, ledger)
+        },
+    )
+    .await
+    .unwrap();
+    let first = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+    sys.alice_provides(Target::User(carol()), 2).await.unwrap();
+    sys.settle().await.unwrap();
+    sys.b.server.download_pending(&bob()).await.unwrap();
+    sys.b
+        .server
+        .respond(&bob(), None, first, Decision::Accept)
+        .await
+        .unwrap();
+    sys.settle().await.unwrap();
+}
+
+/// Appends made while a store was opened without the projection are projected when it is
+/// next opened with it: the tables come out exactly as if the projection had run throughout.
+#[test]
+fn a_store_opened_without_the_projection_is_caught_up_on_the_next_open_acm() {
+    futures_executor::block_on(async {
+        let (with, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        play(&with, |p| SqliteStore::open_acm(p).unwrap(), true).await;
+        play(&without, |p| SqliteStore::open(p).unwrap(), false).await;
+        for system in ["mc-a.example", "mc-b.example"] {
+            let (w, wo) = (
+                with.path().join(format!("{system}.db")),
+                without.path().join(format!("{system}.db")),
+            );
+            assert!(projection_tables(&wo).is_empty(), "nothing projected yet");
+            drop(SqliteStore::open_acm(&wo).unwrap());
+            let caught_up = projection_tables(&wo);
+            assert!(!caught_up.is_empty());
+            assert_eq!(caught_up, projection_tables(&w), "{system}");
+        }
+        let b = SqliteStore::open_acm(without.path().join("mc-b.example.db")).unwrap();
+        assert_eq!(b.pending_for(&carol()).await.unwrap().len(), 1);
+    });
+}
+
+/// A store of schema version 1 (before the projection's state was recorded) migrates to the
+/// current schema on open, and its projection tables are rebuilt from the log.
+#[test]
+fn a_version_1_store_migrates_and_rebuilds_its_projection() {
+    futures_executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        play(&dir, |p| SqliteStore::open_acm(p).unwrap(), true).await;
+        let path = dir.path().join("mc-b.example.db");
+        let before = projection_tables(&path);
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "DROP TABLE projection_state; DELETE FROM pending; DELETE FROM inbox; \
+                 DELETE FROM outbox; PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        let store = SqliteStore::open_acm(&path).unwrap();
+        assert!(store.verify().await.unwrap().is_intact());
+        drop(store);
+        let version: i32 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, acm_store_sqlite::SCHEMA_VERSION);
+        assert_eq!(projection_tables(&path), before);
+    });
+}

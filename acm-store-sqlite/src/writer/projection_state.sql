@@ -1,0 +1,1 @@
+SELECT name, through FROM projection_state WHERE id = 1
