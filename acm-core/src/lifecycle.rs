@@ -412,6 +412,15 @@ impl RequestState {
         self.owed().is_some()
     }
 
+    /// The id of the message this server owes the partner, if any, without building it.
+    pub fn owed_message_id(&self) -> Option<MessageId> {
+        self.owed().map(|owed| match owed {
+            Owed::Request(_, id, _) | Owed::Withdrawal(_, id, _) | Owed::Response(_, id, _, _) => {
+                id
+            }
+        })
+    }
+
     /// The message this server owes the partner, if any (the outbox entry).
     pub fn outbound(&self) -> Option<(SystemId, PartnerMessage)> {
         Some(match self.owed()? {

@@ -762,10 +762,9 @@ impl AcmServer {
             .iter()
             .filter(|(_, r)| r.not_before.is_none_or(|t| t <= now))
             .filter_map(|(id, r)| {
-                let (_, message) = inner.requests.get(id)?.state.outbound()?;
                 Some(OwedMessage {
                     request_id: *id,
-                    message_id: message.message_id(),
+                    message_id: inner.requests.get(id)?.state.owed_message_id()?,
                     attempts: r.attempts,
                 })
             })

@@ -126,7 +126,7 @@ impl Projection<Event> for AcmProjection {
                 .fold(RequestState::Empty, evolve),
         };
         let pending_before = before.pending_for().to_vec();
-        let owed_before = before.outbound().map(|(_, m)| m.message_id());
+        let owed_before = before.owed_message_id();
         let was_partner = matches!(before, RequestState::Partner(_));
         let after = evolve(before, &a.event.payload);
 
@@ -138,12 +138,12 @@ impl Projection<Event> for AcmProjection {
             out.push(RowChange::PendingAdd { user: user.clone() });
         }
 
-        let owed_after = after.outbound();
-        if owed_before != owed_after.as_ref().map(|(_, m)| m.message_id()) {
+        // The message is built (and encoded) only when the debt changes.
+        if owed_before != after.owed_message_id() {
             if let Some(message_id) = owed_before {
                 out.push(RowChange::OutboxSettle { message_id });
             }
-            if let Some((partner, message)) = owed_after {
+            if let Some((partner, message)) = after.outbound() {
                 out.push(RowChange::OutboxQueue {
                     message_id: message.message_id(),
                     partner,

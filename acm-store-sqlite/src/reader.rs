@@ -3,7 +3,6 @@
 //! channel, so no executor thread blocks on `SQLite`.
 
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use acm_core::store::StoreError;
@@ -18,7 +17,7 @@ type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 /// job wakes one idle reader, and taking it wakes no other (a queue behind a mutex would).
 #[derive(Debug)]
 pub(crate) struct Readers {
-    jobs: Mutex<Option<crossbeam_channel::Sender<ReadJob>>>,
+    jobs: Option<crossbeam_channel::Sender<ReadJob>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -40,7 +39,7 @@ impl Readers {
             threads.push(thread);
         }
         Ok(Self {
-            jobs: Mutex::new(Some(tx)),
+            jobs: Some(tx),
             threads,
         })
     }
@@ -58,8 +57,6 @@ impl Readers {
         let job: ReadJob = Box::new(move |conn| drop(tx.send(f(conn))));
         let sent = self
             .jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|jobs| jobs.send(job).is_ok());
         async move {
@@ -71,20 +68,8 @@ impl Readers {
         }
     }
 
-    /// Runs `f` on a reader thread and awaits its result.
-    pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.submit(f).await
-    }
-
     pub(crate) fn stop(&mut self) {
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        self.jobs.take();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

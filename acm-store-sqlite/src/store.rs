@@ -148,7 +148,7 @@ impl<E> fmt::Debug for SqliteStore<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqliteStore")
             .field("path", &self.inner.path)
-            .field("head", &self.inner.published.head.load(Ordering::Acquire))
+            .field("head", &*self.inner.published.head.borrow())
             .finish_non_exhaustive()
     }
 }
@@ -186,8 +186,7 @@ impl<E: DomainEvent> SqliteStore<E> {
         let codec = Arc::new(Codec::new(options.upcasters));
         let projected = options.projection.is_some();
         let published = Arc::new(Published {
-            head: AtomicU64::new(0),
-            changed: watch::channel(0).0,
+            head: watch::channel(0).0,
             transactions: AtomicU64::new(0),
             jobs: AtomicU64::new(0),
         });
@@ -278,7 +277,7 @@ impl<E: DomainEvent> SqliteStore<E> {
         let state = State {
             store: self.clone(),
             after,
-            changed: self.inner.published.changed.subscribe(),
+            changed: self.inner.published.head.subscribe(),
             failed: false,
         };
         let pages = futures_util::stream::unfold(state, |mut s| async move {
@@ -312,7 +311,7 @@ impl<E: DomainEvent> SqliteStore<E> {
     /// Recomputes the hash chain over the whole log (one read transaction) and reports the
     /// first position that does not verify.
     pub async fn verify(&self) -> Result<ChainReport, StoreError> {
-        self.inner.readers.run(verify).await
+        self.inner.readers.submit(verify).await
     }
 
     /// Ids of the requests pending for `user`, oldest first (the pending-items projection).
@@ -320,7 +319,7 @@ impl<E: DomainEvent> SqliteStore<E> {
         let user = user.clone();
         self.inner
             .readers
-            .run(move |conn| {
+            .submit(move |conn| {
                 let mut stmt = conn.prepare_cached(PENDING_FOR).map_err(sqlite)?;
                 let mut rows = stmt.query([user.as_str()]).map_err(sqlite)?;
                 let mut out = Vec::new();
@@ -346,7 +345,7 @@ impl<E: DomainEvent> SqliteStore<E> {
     ) -> Result<Option<GlobalPosition>, StoreError> {
         self.inner
             .readers
-            .run(move |conn| {
+            .submit(move |conn| {
                 let p: Option<i64> = conn
                     .prepare_cached(INBOX_LOOKUP)
                     .and_then(|mut s| {
@@ -363,7 +362,7 @@ impl<E: DomainEvent> SqliteStore<E> {
     pub async fn outbox_owed(&self) -> Result<u64, StoreError> {
         self.inner
             .readers
-            .run(|conn| {
+            .submit(|conn| {
                 let n: i64 = conn
                     .query_row(OUTBOX_OWED, [], |r| r.get(0))
                     .map_err(sqlite)?;
@@ -528,7 +527,7 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
             |e| e.version,
             move |after| {
                 let codec = self.inner.codec.clone();
-                self.inner.readers.run(move |conn| {
+                self.inner.readers.submit(move |conn| {
                     query_envelopes(
                         conn,
                         &codec,
@@ -584,9 +583,7 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
     }
 
     async fn head(&self) -> Result<GlobalPosition, StoreError> {
-        Ok(GlobalPosition(
-            self.inner.published.head.load(Ordering::Acquire),
-        ))
+        Ok(GlobalPosition(*self.inner.published.head.borrow()))
     }
 }
 

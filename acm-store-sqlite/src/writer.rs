@@ -84,11 +84,11 @@ pub(crate) enum Job<E> {
     },
 }
 
-/// What readers may see of the writer: the committed head, and a signal per commit.
+/// What readers may see of the writer: the committed head (a `watch`, so subscribers wake on
+/// each commit).
 #[derive(Debug)]
 pub(crate) struct Published {
-    pub head: AtomicU64,
-    pub changed: watch::Sender<u64>,
+    pub head: watch::Sender<u64>,
     /// Transactions committed, and the jobs they held (group commit's batch sizes).
     pub transactions: AtomicU64,
     pub jobs: AtomicU64,
@@ -227,8 +227,7 @@ impl<E: DomainEvent> Writer<E> {
         max_batch: usize,
     ) -> rusqlite::Result<Self> {
         let (head, chain) = read_chain_head(&conn)?;
-        published.head.store(head, Ordering::Release);
-        published.changed.send_replace(head);
+        published.head.send_replace(head);
         Ok(Self {
             conn,
             codec,
@@ -325,6 +324,24 @@ impl<E: DomainEvent> Writer<E> {
 
     /// Projects one stored event (catching up).
     fn project_stored(&mut self, e: acm_core::store::Envelope<E>) -> Result<(), StoreError> {
+        let event = NewEvent {
+            event_id: e.event_id,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            actor: e.actor,
+            recorded_at: e.recorded_at,
+            payload: e.payload,
+        };
+        self.project_one(Appending {
+            stream: e.stream_id,
+            version: e.version,
+            position: e.position,
+            event: &event,
+        })
+    }
+
+    /// Runs the projection (if any) over one event and applies its row changes.
+    fn project_one(&mut self, appending: Appending<'_, E>) -> Result<(), StoreError> {
         let Self {
             conn,
             codec,
@@ -335,29 +352,11 @@ impl<E: DomainEvent> Writer<E> {
         let Some(projection) = projection.as_mut() else {
             return Ok(());
         };
-        let (stream, version, position) = (e.stream_id, e.version, e.position);
-        let event = NewEvent {
-            event_id: e.event_id,
-            correlation_id: e.correlation_id,
-            causation_id: e.causation_id,
-            actor: e.actor,
-            recorded_at: e.recorded_at,
-            payload: e.payload,
-        };
+        let (stream_id, position) = (blob(appending.stream.0.as_uuid()), appending.position.0);
         changes.clear();
-        projection.project(
-            &mut TxHistory { conn, codec },
-            Appending {
-                stream,
-                version,
-                position,
-                event: &event,
-            },
-            changes,
-        )?;
-        let stream_id = blob(stream.0.as_uuid());
+        projection.project(&mut TxHistory { conn, codec }, appending, changes)?;
         for change in changes.iter() {
-            apply_change(conn, &stream_id, i64_of(position.0), change)
+            apply_change(conn, &stream_id, i64_of(position), change)
                 .map_err(crate::error::sqlite)?;
         }
         Ok(())
@@ -467,13 +466,20 @@ impl<E: DomainEvent> Writer<E> {
             self.versions.clear();
         }
         self.versions.extend(tx.versions);
-        if self.published.head.load(Ordering::Acquire) != self.head {
-            self.published.head.store(self.head, Ordering::Release);
-            self.published.changed.send_replace(self.head);
-        }
+        self.publish();
         for d in done {
             d.send();
         }
+    }
+
+    /// Tells readers and subscribers the committed head, if it moved.
+    fn publish(&self) {
+        let head = self.head;
+        self.published.head.send_if_modified(|h| {
+            let moved = *h != head;
+            *h = head;
+            moved
+        });
     }
 
     /// After a failed transaction: forget every cache and re-read the committed head.
@@ -487,10 +493,7 @@ impl<E: DomainEvent> Writer<E> {
                 self.head = head;
                 self.chain = chain;
                 // A commit reported failed may have landed all the same.
-                if self.published.head.load(Ordering::Acquire) != head {
-                    self.published.head.store(head, Ordering::Release);
-                    self.published.changed.send_replace(head);
-                }
+                self.publish();
             }
             Err(error) => tracing::error!(%error, "could not re-read the chain head"),
         }
@@ -703,34 +706,13 @@ impl<E: DomainEvent> Writer<E> {
         actual: Version,
         first_position: u64,
     ) -> Result<(), StoreError> {
-        let Self {
-            conn,
-            codec,
-            projection,
-            changes,
-            ..
-        } = self;
-        let Some(projection) = projection.as_mut() else {
-            return Ok(());
-        };
-        let stream_id = blob(a.stream.0.as_uuid());
         for (i, event) in a.events.iter().enumerate() {
-            let position = first_position + i as u64;
-            changes.clear();
-            projection.project(
-                &mut TxHistory { conn, codec },
-                Appending {
-                    stream: a.stream,
-                    version: Version(actual.0 + 1 + i as u64),
-                    position: GlobalPosition(position),
-                    event,
-                },
-                changes,
-            )?;
-            for change in changes.iter() {
-                apply_change(conn, &stream_id, i64_of(position), change)
-                    .map_err(crate::error::sqlite)?;
-            }
+            self.project_one(Appending {
+                stream: a.stream,
+                version: Version(actual.0 + 1 + i as u64),
+                position: GlobalPosition(first_position + i as u64),
+                event,
+            })?;
         }
         Ok(())
     }
