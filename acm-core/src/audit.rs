@@ -156,6 +156,7 @@ pub fn summary(event: &Event) -> String {
         Event::ResponseDelivered { to } => format!("response delivered to {to}"),
         Event::WithdrawalRequested { by, .. } => format!("{by} asks to withdraw"),
         Event::WithdrawalRefused => "partner: too late to withdraw".into(),
+        Event::WithdrawalOutcomeDelivered { to } => format!("withdrawal outcome delivered to {to}"),
         Event::Withdrawn => "withdrawn".into(),
         Event::Stored { from, request, .. } => format!(
             "stored request from {from}: {} group(s) for {}",

@@ -96,6 +96,12 @@ pub enum DomainError {
     /// The request id is reused by another message, or the message id with other content.
     #[error("request id reused by another message")]
     RequestIdReused,
+    /// A partner message id that names another request here already.
+    #[error("message {message_id} was received for another request")]
+    MessageIdReused {
+        /// The reused message id.
+        message_id: MessageId,
+    },
     /// A partner's response names a responder outside the partner's MC system.
     #[error("the response names a responder outside {system}")]
     ResponderNotOfSender {
@@ -174,6 +180,7 @@ impl DomainError {
             Self::NotInterconnected { .. } => "not_interconnected",
             Self::NotTheSender { .. } => "not_the_sender",
             Self::RequestIdReused => "request_id_reused",
+            Self::MessageIdReused { .. } => "message_id_reused",
             Self::ResponderNotOfSender { .. } => "responder_not_of_sender",
             Self::AliasNotHeld { .. } => "alias_not_held",
             Self::NotARecipient { .. } => "not_a_recipient",

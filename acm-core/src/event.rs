@@ -65,6 +65,12 @@ pub enum Event {
     },
     /// The partner could not withdraw the request: it was delivered or answered already.
     WithdrawalRefused,
+    /// The partner's answer to the withdrawal (withdrawn, or too late) was delivered to the
+    /// requester, who learns it like a response.
+    WithdrawalOutcomeDelivered {
+        /// The requester.
+        to: McServiceId,
+    },
 
     // ---- both servers ----
     /// The request is withdrawn (at the partner: before delivery; at the primary: confirmed).
@@ -129,6 +135,7 @@ impl DomainEvent for Event {
             Self::ResponseDelivered { .. } => "response_delivered",
             Self::WithdrawalRequested { .. } => "withdrawal_requested",
             Self::WithdrawalRefused => "withdrawal_refused",
+            Self::WithdrawalOutcomeDelivered { .. } => "withdrawal_outcome_delivered",
             Self::Withdrawn => "withdrawn",
             Self::Stored { .. } => "stored",
             Self::Verified { .. } => "verified",

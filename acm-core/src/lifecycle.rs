@@ -118,7 +118,8 @@ pub enum Command {
         /// The response.
         response: AcmResponse,
     },
-    /// Step 14: deliver the stored response to the requester.
+    /// Step 14: deliver what is pending for the requester: the stored response, and the
+    /// partner's answer to a withdrawal.
     DeliverResponse {
         /// Who downloads it.
         to: McServiceId,
@@ -236,6 +237,24 @@ pub struct PrimaryState {
     pub response_delivered: bool,
     /// Withdrawal.
     pub withdrawal: Withdrawal,
+    /// The partner's answer to a withdrawal (withdrawn, or too late) was delivered to the
+    /// requester.
+    pub withdrawal_outcome_delivered: bool,
+}
+
+impl PrimaryState {
+    /// Whether a stored response waits for the requester's download.
+    pub fn response_pending(&self) -> bool {
+        self.response.is_some() && !self.response_delivered
+    }
+
+    /// Whether the partner's answer to a withdrawal waits for the requester's download.
+    pub fn withdrawal_outcome_pending(&self) -> bool {
+        matches!(
+            self.withdrawal,
+            Withdrawal::Refused(_) | Withdrawal::Withdrawn(_)
+        ) && !self.withdrawal_outcome_delivered
+    }
 }
 
 /// Step 4a's verification at the partner.
@@ -357,12 +376,12 @@ impl RequestState {
     }
 
     /// Users this request is pending for: recipients until it is answered (partner), the
-    /// requester until the response is delivered (primary).
+    /// requester until the response and any withdrawal outcome are delivered (primary).
     pub fn pending_for(&self) -> &[McServiceId] {
         match self {
             Self::Empty => &[],
             Self::Primary(p) => {
-                if p.response.is_some() && !p.response_delivered {
+                if p.response_pending() || p.withdrawal_outcome_pending() {
                     std::slice::from_ref(&p.request.requester)
                 } else {
                     &[]
@@ -462,10 +481,12 @@ impl RequestState {
         }
     }
 
-    /// When an open partner request expires, given the configured pending time.
+    /// When an open partner request expires, given the configured pending time; `None` when
+    /// it is closed, or when that instant is past the end of time as `chrono` counts it (the
+    /// request then never expires).
     pub fn expires_at(&self, ttl: Duration) -> Option<DateTime<Utc>> {
         match self {
-            Self::Partner(p) if p.is_open() => Some(p.stored_at + ttl),
+            Self::Partner(p) if p.is_open() => p.stored_at.checked_add_signed(ttl),
             _ => None,
         }
     }
@@ -712,11 +733,18 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
             if *to != p.request.requester {
                 return Err(DomainError::NotTheRequester { user: to.clone() });
             }
-            match (&p.response, p.response_delivered) {
-                (None, _) => Err(DomainError::NoPendingResponse),
-                (Some(_), true) => Ok(vec![]),
-                (Some(_), false) => Ok(vec![Event::ResponseDelivered { to: to.clone() }]),
+            let mut events = Vec::new();
+            if p.withdrawal_outcome_pending() {
+                events.push(Event::WithdrawalOutcomeDelivered { to: to.clone() });
             }
+            if p.response_pending() {
+                events.push(Event::ResponseDelivered { to: to.clone() });
+            }
+            let delivered_before = p.response_delivered || p.withdrawal_outcome_delivered;
+            if events.is_empty() && !delivered_before {
+                return Err(DomainError::NoPendingResponse);
+            }
+            Ok(events)
         }
         Command::RequestWithdrawal { by, message_id } => {
             let p = primary(state)?;
@@ -916,7 +944,12 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
             if let Some(closure) = p.closure() {
                 return Err(DomainError::Closed { closure });
             }
-            if *now < p.stored_at + *ttl {
+            // Checked: a pending time that reaches past the end of chrono's range never
+            // comes due, rather than panicking after events were recorded.
+            if p.stored_at
+                .checked_add_signed(*ttl)
+                .is_none_or(|due| *now < due)
+            {
                 return Err(DomainError::NotDue);
             }
             Ok(vec![
@@ -960,6 +993,7 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
                 response: None,
                 response_delivered: false,
                 withdrawal: Withdrawal::None,
+                withdrawal_outcome_delivered: false,
             }))
         }
         (
@@ -998,6 +1032,7 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
                     response,
                 } => p.response = Some((*message_id, response.clone())),
                 Event::ResponseDelivered { .. } => p.response_delivered = true,
+                Event::WithdrawalOutcomeDelivered { .. } => p.withdrawal_outcome_delivered = true,
                 Event::WithdrawalRequested { message_id, .. } => {
                     p.withdrawal = Withdrawal::Requested(*message_id);
                 }

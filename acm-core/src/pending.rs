@@ -28,6 +28,14 @@ pub enum PendingItem {
         /// The partner's response.
         response: AcmResponse,
     },
+    /// The partner's answer to the requester's withdrawal: withdrawn, or too late (the request
+    /// was delivered or answered already; its response follows as usual).
+    WithdrawalOutcome {
+        /// The request the requester asked to withdraw.
+        request: Arc<AcmRequest>,
+        /// Whether the partner withdrew it.
+        withdrawn: bool,
+    },
 }
 
 /// The pending ACM data download response: the user and all ACM data pending for them, of

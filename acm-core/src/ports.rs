@@ -100,10 +100,17 @@ impl IdSource for SequentialIds {
 }
 
 /// Step 2: may this user provide this kind of ACM request to this partner system?
+///
+/// The ACM server checks what its configuration already knows before it asks: that the
+/// partner is interconnected ([`Interconnections`]), that every group is homed in this MC
+/// system (`ServerConfig::home_domains`), and that the requester holds the functional alias
+/// they submit as ([`Recipients`]). A request that fails those never reaches the authorizer;
+/// what is left to it is the user's authorisation alone.
 #[async_trait]
 pub trait Authorizer: Send + Sync {
-    /// `Ok` when `request.requester` may send `request` to `request.partner`; otherwise why
-    /// not.
+    /// `Ok` when `request.requester` is authorised to provide this kind of ACM request to
+    /// `request.partner` (TS 23.280's pre-condition on the sending user); otherwise why not,
+    /// typically [`AuthorizationRefusal::NotAuthorized`].
     async fn authorize(&self, request: &AcmRequest) -> Result<(), AuthorizationRefusal>;
 }
 

@@ -38,9 +38,22 @@ impl ManualClock {
         }
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward (or back, for a negative `by`), stopping at the ends of
+    /// chrono's range rather than overflowing.
     pub fn advance(&self, by: Duration) {
-        *lock(&self.now) += by;
+        let mut now = lock(&self.now);
+        *now = now
+            .checked_add_signed(by)
+            .unwrap_or(if by < Duration::zero() {
+                DateTime::<Utc>::MIN_UTC
+            } else {
+                DateTime::<Utc>::MAX_UTC
+            });
+    }
+
+    /// Sets the clock to `now`.
+    pub fn set(&self, now: DateTime<Utc>) {
+        *lock(&self.now) = now;
     }
 }
 

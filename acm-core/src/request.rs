@@ -185,6 +185,9 @@ pub enum VerificationFailure {
     },
     /// The partner ACM server has no authorised ACM administrator to store the request for.
     NoAdministrator,
+    /// The target resolved to users, but none of them is a user of this system who may
+    /// receive the request (an alias held only by such users, say).
+    NoEligibleRecipient,
     /// The target is not in the partner MC system.
     TargetNotInThisSystem,
     /// The request names another MC system as its partner.
@@ -215,6 +218,9 @@ impl fmt::Display for VerificationFailure {
             }
             Self::AliasNotHeld { alias } => write!(f, "nobody holds functional alias {alias}"),
             Self::NoAdministrator => f.write_str("no authorised ACM administrator"),
+            Self::NoEligibleRecipient => {
+                f.write_str("no user the target resolves to may receive this request")
+            }
             Self::TargetNotInThisSystem => f.write_str("target is not in this MC system"),
             Self::NotAddressedToThisSystem { partner } => {
                 write!(f, "request is addressed to {partner}")
@@ -362,5 +368,13 @@ pub enum AuthorizationRefusal {
     GroupNotHomedHere {
         /// The first such group.
         group: GroupId,
+    },
+    /// The requester asked to send as a functional alias they do not hold in this system.
+    #[error("{user} does not hold functional alias {alias}")]
+    AliasNotHeld {
+        /// The functional alias claimed.
+        alias: FunctionalAlias,
+        /// The requester.
+        user: McServiceId,
     },
 }

@@ -19,15 +19,19 @@ use futures_util::StreamExt;
 use crate::error::DomainError;
 use crate::event::Event;
 use crate::id::{
-    FunctionalAlias, GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version,
+    FunctionalAlias, GlobalPosition, McServiceId, MessageId, RequestId, StreamId, SystemId, Version,
 };
-use crate::lifecycle::{Command, PartnerMessage, ReceiptFacts, RequestState, decide, evolve};
+use crate::lifecycle::{
+    Command, PartnerMessage, ReceiptFacts, RequestState, Withdrawal, decide, evolve,
+};
 use crate::pending::{PendingAcmData, PendingItem};
 use crate::ports::{
     AcceptanceHook, ClientNotifier, Clock, Directory, IdSource, Ids, OutboxLedger, OwedMessage,
     PartnerAck, PartnerTransport, PendingAcmDataNotification,
 };
-use crate::request::{AcmRequest, AcmRequestBody, AuthorizationRefusal, Decision, Limits, Target};
+use crate::request::{
+    AcmRequest, AcmRequestBody, AuthorizationRefusal, Decision, Limits, Target, VerificationFailure,
+};
 use crate::store::{Actor, CausationId, EventStore, ExpectedVersion, NewEvent, StoreError};
 
 /// How often a command is re-decided after losing a race for its stream.
@@ -36,29 +40,88 @@ const MAX_CONFLICT_RETRIES: usize = 8;
 /// Most messages one relay pass claims from a durable outbox.
 const RELAY_BATCH: usize = 256;
 
+/// Longest pending time a server accepts; for requests that never expire, say so with
+/// `pending_ttl: None`.
+pub const MAX_PENDING_TTL: Duration = Duration::days(100 * 366);
+
+/// Longest back-off between two attempts to send an outbox message that a server accepts.
+pub const MAX_BACKOFF: Duration = Duration::days(1);
+
 /// Configuration of one ACM server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// This MC system.
     pub system: SystemId,
+    /// The domains this MC system is the group home system for: step 2 refuses a request
+    /// naming a group homed anywhere else. Defaults to `system` alone.
+    pub home_domains: Vec<SystemId>,
     /// Limits on requests.
     pub limits: Limits,
-    /// How long a request may stay pending at the partner before it expires.
-    pub pending_ttl: Duration,
-    /// Longest pause between two attempts to send an outbox message.
+    /// How long a request may stay pending at the partner before it expires; `None`: never.
+    /// At most [`MAX_PENDING_TTL`].
+    pub pending_ttl: Option<Duration>,
+    /// Longest pause between two attempts to send an outbox message; at most
+    /// [`MAX_BACKOFF`].
     pub max_backoff: Duration,
 }
 
 impl ServerConfig {
-    /// Defaults for `system`: default limits, 30 days pending, back-off up to a minute.
+    /// Defaults for `system`: home for its own domain, default limits, 30 days pending,
+    /// back-off up to a minute.
     pub fn new(system: SystemId) -> Self {
         Self {
+            home_domains: vec![system.clone()],
             system,
             limits: Limits::default(),
-            pending_ttl: Duration::days(30),
+            pending_ttl: Some(Duration::days(30)),
             max_backoff: Duration::minutes(1),
         }
     }
+
+    /// Checks that every setting is in range; [`AcmServer::open`] refuses a configuration
+    /// that is not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(ttl) = self.pending_ttl
+            && (ttl <= Duration::zero() || ttl > MAX_PENDING_TTL)
+        {
+            return Err(ConfigError::PendingTtlOutOfRange { ttl });
+        }
+        if self.max_backoff <= Duration::zero() || self.max_backoff > MAX_BACKOFF {
+            return Err(ConfigError::MaxBackoffOutOfRange {
+                max_backoff: self.max_backoff,
+            });
+        }
+        if self.limits.max_groups == 0 {
+            return Err(ConfigError::NoGroupsAllowed);
+        }
+        Ok(())
+    }
+}
+
+/// A [`ServerConfig`] setting out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The pending time is not positive, or longer than [`MAX_PENDING_TTL`].
+    #[error(
+        "pending time {ttl} is out of range: it must be positive and at most 100 years; \
+         for requests that never expire, leave it unset"
+    )]
+    PendingTtlOutOfRange {
+        /// The configured pending time.
+        ttl: Duration,
+    },
+    /// The longest back-off is not positive, or longer than [`MAX_BACKOFF`].
+    #[error(
+        "longest back-off {max_backoff} is out of range: it must be positive and at most a day"
+    )]
+    MaxBackoffOutOfRange {
+        /// The configured back-off.
+        max_backoff: Duration,
+    },
+    /// `limits.max_groups` is zero: no request could ever be sent.
+    #[error("limits allow no group in a request")]
+    NoGroupsAllowed,
 }
 
 /// The ports an [`AcmServer`] uses besides its store.
@@ -172,6 +235,9 @@ pub enum ServiceError {
     /// The stream kept changing under the command; try again.
     #[error("request {0} is busy; try again")]
     Contention(RequestId),
+    /// The server's configuration is out of range; it was not opened.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// What one relay pass did.
@@ -216,6 +282,9 @@ struct Inner {
     acceptances: HashSet<RequestId>,
     expiry: BTreeSet<(DateTime<Utc>, RequestId)>,
     sessions: HashSet<McServiceId>,
+    // Partner messages received (requests and responses), by message id: a message id names
+    // one request for good, so one reused for another request is refused.
+    inbox: HashMap<MessageId, RequestId>,
 }
 
 impl Inner {
@@ -225,14 +294,14 @@ impl Inner {
         &mut self,
         id: RequestId,
         version: Version,
-        ttl: Duration,
+        ttl: Option<Duration>,
         f: impl FnOnce(RequestState) -> RequestState,
     ) -> Vec<McServiceId> {
         let entry = self.requests.entry(id).or_default();
         let old = std::mem::take(&mut entry.state);
         // Only what the projections need of the old state survives the fold.
         let before = Users::from(old.pending_for());
-        let was = old.expires_at(ttl);
+        let was = ttl.and_then(|ttl| old.expires_at(ttl));
         entry.state = f(old);
         entry.version = version;
         let new = &entry.state;
@@ -265,7 +334,10 @@ impl Inner {
         } else {
             self.acceptances.remove(&id);
         }
-        let is = new.expires_at(ttl);
+        for message_id in received_messages(new) {
+            self.inbox.insert(message_id, id);
+        }
+        let is = ttl.and_then(|ttl| new.expires_at(ttl));
         if was != is {
             if let Some(at) = was {
                 self.expiry.remove(&(at, id));
@@ -276,6 +348,16 @@ impl Inner {
         }
         newly_pending
     }
+}
+
+/// The partner messages a request's state records as received here.
+fn received_messages(state: &RequestState) -> impl Iterator<Item = MessageId> {
+    let (request, response) = match state {
+        RequestState::Partner(p) => (Some(p.message_id), None),
+        RequestState::Primary(p) => (None, p.response.as_ref().map(|(m, _)| *m)),
+        RequestState::Empty => (None, None),
+    };
+    request.into_iter().chain(response)
 }
 
 static EMPTY: RequestState = RequestState::Empty;
@@ -325,12 +407,14 @@ impl std::fmt::Debug for AcmServer {
 
 impl AcmServer {
     /// Opens a server on `store`, rebuilding every request's state and the projections from
-    /// the log (this is also how a server restarts).
+    /// the log (this is also how a server restarts). A configuration out of range is refused
+    /// ([`ServiceError::Config`]) before the store is read.
     pub async fn open(
         config: ServerConfig,
         ports: Ports,
         store: Arc<dyn EventStore<Event>>,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, ServiceError> {
+        config.validate()?;
         let mut states: HashMap<RequestId, Entry> = HashMap::default();
         {
             let mut log = store.read_all(GlobalPosition::START);
@@ -498,7 +582,10 @@ impl AcmServer {
             target: submission.target,
             body: submission.body,
         });
-        let authorization = self.ports.directory.authorize(&request).await;
+        let authorization = match self.check_configured(&request).await {
+            Ok(()) => self.ports.directory.authorize(&request).await,
+            Err(refusal) => Err(refusal),
+        };
         let command = Command::Submit {
             request,
             authorization: authorization.clone(),
@@ -512,6 +599,48 @@ impl AcmServer {
             Ok(()) => Ok(request_id),
             Err(reason) => Err(ServiceError::Refused { request_id, reason }),
         }
+    }
+
+    /// Step 2's checks of what the configuration knows, made here whatever the vendor's
+    /// [`Authorizer`](crate::ports::Authorizer) answers: the partner is interconnected, every
+    /// group is homed in this MC system, and the requester holds the functional alias they
+    /// submit as.
+    async fn check_configured(&self, request: &AcmRequest) -> Result<(), AuthorizationRefusal> {
+        let directory = &self.ports.directory;
+        if directory
+            .partner_home_domains(&request.partner)
+            .await
+            .is_none()
+        {
+            return Err(AuthorizationRefusal::NotAPartner {
+                partner: request.partner.clone(),
+            });
+        }
+        if let Some(group) = request.body.groups().iter().find(|g| {
+            !self
+                .config
+                .home_domains
+                .iter()
+                .any(|d| d.as_str() == g.host())
+        }) {
+            return Err(AuthorizationRefusal::GroupNotHomedHere {
+                group: group.clone(),
+            });
+        }
+        if let Some(alias) = &request.requester_alias {
+            let held = alias.host() == self.config.system.as_str()
+                && directory
+                    .resolve(&Target::FunctionalAlias(alias.clone()), request.body.kind())
+                    .await
+                    .is_ok_and(|holders| holders.contains(&request.requester));
+            if !held {
+                return Err(AuthorizationRefusal::AliasNotHeld {
+                    alias: alias.clone(),
+                    user: request.requester.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Steps 6/12: a user logs on; a pending ACM data notification goes out at once when
@@ -553,14 +682,16 @@ impl AcmServer {
         let actor = Actor::User(user.clone());
         let mut items = Vec::with_capacity(ids.len());
         for id in ids {
-            let is_partner = matches!(self.state(id), Some(RequestState::Partner(_)));
-            let command = if is_partner {
+            let Some(before) = self.state(id) else {
+                continue;
+            };
+            let command = if matches!(before, RequestState::Partner(_)) {
                 Command::Deliver { to: user.clone() }
             } else {
                 Command::DeliverResponse { to: user.clone() }
             };
             match self.execute(id, &command, &actor, None).await {
-                Ok(_) => items.extend(self.delivered_item(id, user)),
+                Ok(_) => items.extend(self.delivered_items(&before, id, user)),
                 // Answered, withdrawn or expired since the list was read: no longer pending.
                 Err(ServiceError::Domain(error)) => {
                     tracing::debug!(%id, %error, "pending item went away during download");
@@ -569,7 +700,7 @@ impl AcmServer {
                     // What is recorded as delivered goes to the client (the failed write may
                     // have landed: `execute` re-read the stream); the rest stays pending for
                     // the next download.
-                    items.extend(self.delivered_item(id, user));
+                    items.extend(self.delivered_items(&before, id, user));
                     if items.is_empty() {
                         return Err(error);
                     }
@@ -584,25 +715,42 @@ impl AcmServer {
         })
     }
 
-    /// The pending item for `id` if its delivery to `user` is recorded.
-    fn delivered_item(&self, id: RequestId, user: &McServiceId) -> Option<PendingItem> {
-        match self.state(id)? {
-            RequestState::Partner(p) if p.delivered_to.contains(user) => {
-                Some(PendingItem::Request {
+    /// The items of `id` that were pending for `user` in `before` and whose delivery is
+    /// recorded now.
+    fn delivered_items(
+        &self,
+        before: &RequestState,
+        id: RequestId,
+        user: &McServiceId,
+    ) -> Vec<PendingItem> {
+        let mut items = Vec::new();
+        match (before, self.state(id)) {
+            (_, Some(RequestState::Partner(p))) if p.delivered_to.contains(user) => {
+                items.push(PendingItem::Request {
                     request: p.request,
                     from: p.from,
                     stored_at: p.stored_at,
-                })
+                });
             }
-            RequestState::Primary(p) if p.response_delivered => {
-                let (_, response) = p.response?;
-                Some(PendingItem::Response {
-                    request: p.request,
-                    response,
-                })
+            (RequestState::Primary(was), Some(RequestState::Primary(p))) => {
+                if was.withdrawal_outcome_pending() && p.withdrawal_outcome_delivered {
+                    items.push(PendingItem::WithdrawalOutcome {
+                        request: p.request.clone(),
+                        withdrawn: matches!(p.withdrawal, Withdrawal::Withdrawn(_)),
+                    });
+                }
+                if let (true, true, Some((_, response))) =
+                    (was.response_pending(), p.response_delivered, p.response)
+                {
+                    items.push(PendingItem::Response {
+                        request: p.request,
+                        response,
+                    });
+                }
             }
-            _ => None,
+            _ => {}
         }
+        items
     }
 
     /// Step 9 at the partner: a recipient answers a delivered request.
@@ -684,17 +832,14 @@ impl AcmServer {
                 let kind = request.body.kind();
                 let (recipients, processing) = if interconnected {
                     (
-                        self.ports
-                            .directory
-                            .resolve(&request.target, kind)
-                            .await
-                            .map(Arc::from),
+                        self.recipients(&request.target, kind).await,
                         self.ports.directory.processing(kind, from).await,
                     )
                 } else {
                     (Ok(Arc::from([])), crate::request::Processing::Manual)
                 };
                 let request_id = request.request_id;
+                let reserved = self.reserve_message(message_id, request_id)?;
                 let command = Command::Receive {
                     from: from.clone(),
                     message_id,
@@ -710,8 +855,9 @@ impl AcmServer {
                     response_message_id: self.ports.ids.message_id(),
                     at: self.ports.clock.now(),
                 };
-                self.execute(request_id, &command, &actor, causation)
-                    .await?;
+                let result = self.execute(request_id, &command, &actor, causation).await;
+                self.settle_reservation(reserved, message_id, request_id);
+                result?;
                 Ok(PartnerAck::Stored)
             }
             PartnerMessage::Response {
@@ -725,13 +871,15 @@ impl AcmServer {
                     }
                     .into());
                 }
+                let reserved = self.reserve_message(message_id, request_id)?;
                 let command = Command::ReceiveResponse {
                     from: from.clone(),
                     message_id,
                     response,
                 };
-                self.execute(request_id, &command, &actor, causation)
-                    .await?;
+                let result = self.execute(request_id, &command, &actor, causation).await;
+                self.settle_reservation(reserved, message_id, request_id);
+                result?;
                 Ok(PartnerAck::Stored)
             }
             PartnerMessage::Withdrawal { request_id, .. } => {
@@ -749,6 +897,77 @@ impl AcmServer {
                     _ => PartnerAck::TooLate,
                 })
             }
+        }
+    }
+
+    /// The users `target` resolves to who may receive a request of `kind` here: every
+    /// resolved user (an alias's holders, the administrators) is checked as a direct target
+    /// would be, so a holder unknown here, of another system, or who may not receive is not
+    /// offered the request.
+    async fn recipients(
+        &self,
+        target: &Target,
+        kind: crate::request::AcmRequestKind,
+    ) -> Result<Arc<[McServiceId]>, VerificationFailure> {
+        let resolved = self.ports.directory.resolve(target, kind).await?;
+        let mut eligible: Vec<McServiceId> = Vec::with_capacity(resolved.len());
+        for user in resolved {
+            if user.host() != self.config.system.as_str() || eligible.contains(&user) {
+                continue;
+            }
+            // A direct target was resolved as a user already; an alias holder or an
+            // administrator is asked about as one.
+            let may_receive = matches!(target, Target::User(_))
+                || self
+                    .ports
+                    .directory
+                    .resolve(&Target::User(user.clone()), kind)
+                    .await
+                    .is_ok_and(|users| users.contains(&user));
+            if may_receive {
+                eligible.push(user);
+            } else {
+                tracing::debug!(%user, %target, "resolved user may not receive; not offered");
+            }
+        }
+        if eligible.is_empty() {
+            return Err(VerificationFailure::NoEligibleRecipient);
+        }
+        Ok(eligible.into())
+    }
+
+    /// Claims `message_id` for `request_id` before its command runs, so that two messages
+    /// racing with one id for different requests cannot both be stored. Returns whether this
+    /// call made the claim (and must settle it).
+    fn reserve_message(
+        &self,
+        message_id: MessageId,
+        request_id: RequestId,
+    ) -> Result<bool, DomainError> {
+        let mut inner = self.lock();
+        match inner.inbox.get(&message_id) {
+            Some(owner) if *owner == request_id => Ok(false),
+            Some(_) => Err(DomainError::MessageIdReused { message_id }),
+            None => {
+                inner.inbox.insert(message_id, request_id);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Drops a claim made by [`Self::reserve_message`] unless the request now records the
+    /// message (the command was refused, or its append failed and did not land).
+    fn settle_reservation(&self, reserved: bool, message_id: MessageId, request_id: RequestId) {
+        if !reserved {
+            return;
+        }
+        let mut inner = self.lock();
+        let recorded = inner
+            .requests
+            .get(&request_id)
+            .is_some_and(|e| received_messages(&e.state).any(|m| m == message_id));
+        if !recorded {
+            inner.inbox.remove(&message_id);
         }
     }
 
@@ -877,15 +1096,19 @@ impl AcmServer {
             let backoff = Duration::milliseconds(100)
                 .checked_mul(1 << attempts.min(20))
                 .map_or(self.config.max_backoff, |b| b.min(self.config.max_backoff));
+            // A clock at the end of chrono's range retries at the last instant it can name.
+            let retry_at = now
+                .checked_add_signed(backoff)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             report.failed += 1;
             match &self.ports.outbox {
                 Some(ledger) => {
-                    ledger.failed(message_id, now + backoff).await?;
+                    ledger.failed(message_id, retry_at).await?;
                 }
                 None => {
                     if let Some(retry) = self.lock().outbox.get_mut(&id) {
                         retry.attempts = attempts;
-                        retry.not_before = Some(now + backoff);
+                        retry.not_before = Some(retry_at);
                     }
                 }
             }
@@ -895,6 +1118,9 @@ impl AcmServer {
 
     /// Expires every open request at this partner whose pending time has run out.
     pub async fn expire_due(&self) -> Result<usize, ServiceError> {
+        let Some(ttl) = self.config.pending_ttl else {
+            return Ok(0);
+        };
         let now = self.ports.clock.now();
         let due: Vec<RequestId> = self
             .lock()
@@ -908,7 +1134,7 @@ impl AcmServer {
         for id in due {
             let command = Command::Expire {
                 now,
-                ttl: self.config.pending_ttl,
+                ttl,
                 message_id: self.ports.ids.message_id(),
             };
             match self.execute(id, &command, &actor, None).await {

@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let server =
             Arc::new(AcmServer::open(ServerConfig::new(system.clone()), ports, store).await?);
         net.register(system.clone(), &server);
-        Ok::<_, acm_core::StoreError>(server)
+        Ok::<_, acm_core::ServiceError>(server)
     };
 
     futures_executor::block_on(async {

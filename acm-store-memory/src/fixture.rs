@@ -17,8 +17,8 @@ use acm_core::id::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
 use acm_core::ports::{IdSource, OutboxLedger, SequentialIds};
 use acm_core::recording::{ManualClock, RecordingHook, RecordingNotifier};
 use acm_core::request::{AcmRequestBody, Target};
-use acm_core::store::{EventStore, StoreError};
-use acm_core::{AcmServer, Event, Ports, ServerConfig, Submission};
+use acm_core::store::EventStore;
+use acm_core::{AcmServer, Event, Ports, ServerConfig, ServiceError, Submission};
 
 use crate::{InProcessNetwork, MemoryStore};
 
@@ -64,7 +64,7 @@ impl<S: EventStore<Event> + 'static> System<S> {
         clock: Arc<ManualClock>,
         ids: Arc<dyn IdSource>,
         (store, outbox): (Arc<S>, Option<Arc<dyn OutboxLedger>>),
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, ServiceError> {
         let directory = Arc::new(directory);
         let notifier = Arc::new(RecordingNotifier::default());
         let hook = Arc::new(RecordingHook::default());
@@ -93,7 +93,7 @@ impl<S: EventStore<Event> + 'static> System<S> {
 
     /// Restarts the server: a new [`AcmServer`] rebuilt from the same store (sessions, the
     /// outbox's retry timers and caches are lost, as in a process restart).
-    pub async fn restart(&mut self, network: &InProcessNetwork) -> Result<(), StoreError> {
+    pub async fn restart(&mut self, network: &InProcessNetwork) -> Result<(), ServiceError> {
         let server =
             AcmServer::open(self.config.clone(), self.ports.clone(), self.store.clone()).await?;
         self.server = Arc::new(server);
@@ -117,7 +117,7 @@ pub struct TwoSystems<S = MemoryStore<Event>> {
 
 impl TwoSystems {
     /// Builds both systems on memory stores, with default limits and pending time.
-    pub async fn new() -> Result<Self, StoreError> {
+    pub async fn new() -> Result<Self, ServiceError> {
         Self::with_config(|c| c).await
     }
 
@@ -125,7 +125,7 @@ impl TwoSystems {
     /// configuration.
     pub async fn with_config(
         configure: impl Fn(ServerConfig) -> ServerConfig,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, ServiceError> {
         Self::with_stores(configure, |_| (Arc::new(MemoryStore::new()), None)).await
     }
 }
@@ -136,7 +136,7 @@ impl<S: EventStore<Event> + 'static> TwoSystems<S> {
     pub async fn with_stores(
         configure: impl Fn(ServerConfig) -> ServerConfig,
         mut store: impl FnMut(&SystemId) -> (Arc<S>, Option<Arc<dyn OutboxLedger>>),
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, ServiceError> {
         let (a_id, b_id): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
         let network = InProcessNetwork::new();
         let clock = Arc::new(ManualClock::default());

@@ -65,7 +65,11 @@ impl Append<Arc<MemoryStore<Event>>, Event> for LateAcks {
 fn racing_downloads_leave_the_cache_equal_to_the_log() {
     futures_executor::block_on(async {
         let (a, b): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
-        let directory = StaticDirectory::new(b.clone()).with_partner(a.clone(), vec![a.clone()]);
+        // Alias holders are offered a request only as users who may receive.
+        let directory = StaticDirectory::new(b.clone())
+            .with_partner(a.clone(), vec![a.clone()])
+            .with_user(bob(), true)
+            .with_user(carol(), true);
         directory.set_alias_holders(duty_officer(), vec![bob(), carol()]);
         let store = Arc::new(Intercepted {
             inner: Arc::new(MemoryStore::new()),

@@ -1,19 +1,21 @@
 //! What a partner may send and what is refused: forged responders, oversized reasons,
-//! reused message ids, requester aliases of another system, host case.
+//! reused message ids, requester aliases of another system, host case; and who of the
+//! partner's users is offered a request.
 // A failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
 use acm_core::error::DomainError;
+use acm_core::id::{McServiceId, MessageId, StreamId, Version};
 use acm_core::lifecycle::{PartnerMessage, RequestState, Verification};
 use acm_core::ports::PartnerAck;
 use acm_core::request::{
-    AcmRequest, AcmRequestBody, AcmResponse, MAX_REASON_LEN, Outcome, RejectionReason, Responder,
-    Target, VerificationFailure,
+    AcmRequest, AcmRequestBody, AcmResponse, Decision, MAX_REASON_LEN, Outcome, RejectionReason,
+    Responder, Target, VerificationFailure,
 };
 use acm_core::server::ServiceError;
-use acm_store_memory::fixture::{TwoSystems, alice, bob, id};
+use acm_store_memory::fixture::{TwoSystems, alice, bob, duty_officer, id};
 use futures_executor::block_on;
 
 fn response_message(request: acm_core::id::RequestId, response: AcmResponse) -> PartnerMessage {
@@ -219,5 +221,181 @@ fn host_case_does_not_matter() {
             ),
             other => panic!("expected a partner state, got {other:?}"),
         }
+    });
+}
+
+#[test]
+fn alias_holders_who_may_not_receive_here_are_not_offered_the_request() {
+    block_on(async {
+        let sys = TwoSystems::new().await.unwrap();
+        let dave: McServiceId = id("sip:dave@mc-b.example");
+        let stranger: McServiceId = id("sip:eve@mc-b.example");
+        let elsewhere: McServiceId = id("sip:zed@mc-z.example");
+        sys.b.directory.set_alias_holders(
+            duty_officer(),
+            vec![
+                dave.clone(),
+                bob(),
+                stranger.clone(),
+                elsewhere.clone(),
+                bob(),
+            ],
+        );
+        let request = sys
+            .alice_provides(Target::FunctionalAlias(duty_officer()), 1)
+            .await
+            .unwrap();
+        sys.settle().await.unwrap();
+        match sys.b.server.state(request) {
+            Some(RequestState::Partner(p)) => {
+                assert_eq!(p.verification, Verification::Passed(Arc::from([bob()])));
+            }
+            other => panic!("expected a partner state, got {other:?}"),
+        }
+        assert_eq!(sys.b.server.pending_for(&bob()), [request]);
+        for user in [&dave, &stranger, &elsewhere] {
+            assert!(sys.b.server.pending_for(user).is_empty(), "{user}");
+            assert!(
+                sys.b
+                    .server
+                    .download_pending(user)
+                    .await
+                    .unwrap()
+                    .items
+                    .is_empty()
+            );
+            match sys
+                .b
+                .server
+                .respond(user, None, request, Decision::Accept)
+                .await
+            {
+                Err(ServiceError::Domain(DomainError::NotARecipient { user: u })) => {
+                    assert_eq!(&u, user);
+                }
+                other => panic!("{user} may not answer, got {other:?}"),
+            }
+        }
+
+        // None left who may receive: verification fails and the primary is told.
+        sys.b
+            .directory
+            .set_alias_holders(duty_officer(), vec![dave, stranger, elsewhere]);
+        let request = sys
+            .alice_provides(Target::FunctionalAlias(duty_officer()), 1)
+            .await
+            .unwrap();
+        sys.settle().await.unwrap();
+        match sys.b.server.state(request) {
+            Some(RequestState::Partner(p)) => assert_eq!(
+                p.verification,
+                Verification::Failed(VerificationFailure::NoEligibleRecipient)
+            ),
+            other => panic!("expected a partner state, got {other:?}"),
+        }
+        match sys.a.server.state(request) {
+            Some(RequestState::Primary(p)) => {
+                let (_, response) = p.response.unwrap();
+                assert_eq!(
+                    response.outcome,
+                    Outcome::Rejected {
+                        reason: RejectionReason::Verification {
+                            failure: VerificationFailure::NoEligibleRecipient
+                        }
+                    }
+                );
+            }
+            other => panic!("expected a primary state, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn a_message_id_reused_for_another_request_is_refused_and_nothing_is_stored() {
+    block_on(async {
+        let mut sys = TwoSystems::new().await.unwrap();
+        let message_id: MessageId = id("01900000-0000-7000-8000-00000000c0df");
+        let first = request("sip:tac-1@mc-a.example", None);
+        let second = Arc::new(AcmRequest {
+            request_id: id("01900000-0000-7000-8000-00000000c1de"),
+            ..(*first).clone()
+        });
+        let send = |request: &Arc<AcmRequest>| PartnerMessage::Request {
+            message_id,
+            request: request.clone(),
+        };
+        let b = sys.b.server.clone();
+        assert_eq!(
+            b.receive(&sys.a.id, send(&first)).await.unwrap(),
+            PartnerAck::Stored
+        );
+        for restarted in [false, true] {
+            if restarted {
+                // The refusal holds after a restart: the inbox is rebuilt from the log.
+                sys.b.restart(&sys.network).await.unwrap();
+            }
+            let b = sys.b.server.clone();
+            match b.receive(&sys.a.id, send(&second)).await {
+                Err(ServiceError::Domain(DomainError::MessageIdReused { message_id: m })) => {
+                    assert_eq!(m, message_id);
+                }
+                other => panic!("expected a refusal (restarted: {restarted}), got {other:?}"),
+            }
+            assert_eq!(b.state(second.request_id), None, "nothing stored");
+            assert_eq!(b.version(second.request_id), Version::NONE);
+            assert!(matches!(
+                b.state(first.request_id),
+                Some(RequestState::Partner(_))
+            ));
+            // The first request's resend is still acknowledged.
+            assert_eq!(
+                b.receive(&sys.a.id, send(&first)).await.unwrap(),
+                PartnerAck::Stored
+            );
+        }
+        let stream: Vec<_> = sys
+            .b
+            .store
+            .snapshot()
+            .into_iter()
+            .filter(|e| e.stream_id == StreamId(second.request_id))
+            .collect();
+        assert!(
+            stream.is_empty(),
+            "the log holds nothing of the second request"
+        );
+    });
+}
+
+#[test]
+fn a_response_message_id_reused_for_another_request_is_refused() {
+    block_on(async {
+        let sys = TwoSystems::new().await.unwrap();
+        let r1 = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+        let r2 = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
+        sys.a.server.relay().await.unwrap();
+        let accepted = AcmResponse {
+            responder: Responder::User {
+                id: bob(),
+                alias: None,
+            },
+            outcome: Outcome::Accepted,
+        };
+        let a = &sys.a.server;
+        assert_eq!(
+            a.receive(&sys.b.id, response_message(r1, accepted.clone()))
+                .await
+                .unwrap(),
+            PartnerAck::Stored
+        );
+        match a.receive(&sys.b.id, response_message(r2, accepted)).await {
+            Err(ServiceError::Domain(DomainError::MessageIdReused { .. })) => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        match a.state(r2) {
+            Some(RequestState::Primary(p)) => assert_eq!(p.response, None),
+            other => panic!("expected a primary state, got {other:?}"),
+        }
+        assert_eq!(a.pending_for(&alice()), [r1]);
     });
 }

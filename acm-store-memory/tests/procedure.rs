@@ -574,7 +574,7 @@ fn logged_on_target_is_notified_at_once_and_again_at_each_log_on() {
 fn pending_request_expires_and_the_sender_is_told() {
     block_on(async {
         let sys = TwoSystems::with_config(|mut c| {
-            c.pending_ttl = Duration::hours(1);
+            c.pending_ttl = Some(Duration::hours(1));
             c
         })
         .await
@@ -626,6 +626,39 @@ fn withdrawal_before_delivery_withdraws_at_both() {
         );
         assert!(sys.b.server.pending_for(&bob()).is_empty());
         assert_eq!(sys.b.server.log_on(&bob()).await, 0);
+
+        // The requester learns the outcome like a response: notified at log-on, then
+        // delivered once by download.
+        assert_eq!(sys.a.server.pending_for(&alice()), [request]);
+        assert_eq!(sys.a.server.log_on(&alice()).await, 1);
+        assert_eq!(users(&sys.a.notifier.take()), [alice()]);
+        let items = sys.a.server.download_pending(&alice()).await.unwrap().items;
+        match items.as_slice() {
+            [
+                PendingItem::WithdrawalOutcome {
+                    request: r,
+                    withdrawn,
+                },
+            ] => {
+                assert_eq!(r.request_id, request);
+                assert!(withdrawn);
+            }
+            other => panic!("expected the withdrawal outcome, got {other:?}"),
+        }
+        assert_eq!(
+            types(&sys.a.store, request).last().map(String::as_str),
+            Some("withdrawal_outcome_delivered")
+        );
+        assert!(sys.a.server.pending_for(&alice()).is_empty());
+        assert!(
+            sys.a
+                .server
+                .download_pending(&alice())
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
     });
 }
 
@@ -646,6 +679,35 @@ fn withdrawal_after_delivery_is_too_late() {
             [request],
             "still pending for bob"
         );
+
+        // The requester is told it was too late ...
+        assert_eq!(sys.a.server.log_on(&alice()).await, 1);
+        let items = sys.a.server.download_pending(&alice()).await.unwrap().items;
+        match items.as_slice() {
+            [
+                PendingItem::WithdrawalOutcome {
+                    request: r,
+                    withdrawn,
+                },
+            ] => {
+                assert_eq!(r.request_id, request);
+                assert!(!withdrawn);
+            }
+            other => panic!("expected the withdrawal outcome, got {other:?}"),
+        }
+        assert!(sys.a.server.pending_for(&alice()).is_empty());
+        // ... and the response still comes the usual way.
+        sys.b
+            .server
+            .respond(&bob(), None, request, Decision::Accept)
+            .await
+            .unwrap();
+        sys.settle().await.unwrap();
+        let items = sys.a.server.download_pending(&alice()).await.unwrap().items;
+        match items.as_slice() {
+            [PendingItem::Response { response, .. }] => assert!(response.outcome.is_accepted()),
+            other => panic!("expected only the response, got {other:?}"),
+        }
     });
 }
 

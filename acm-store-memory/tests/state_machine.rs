@@ -293,6 +293,8 @@ enum Failure {
     MayNotReceive(User),
     /// Nobody holds the functional alias.
     AliasNotHeld,
+    /// The alias is held, but by nobody who may receive.
+    NoEligibleRecipient,
 }
 
 impl Failure {
@@ -304,6 +306,7 @@ impl Failure {
             Self::AliasNotHeld => VerificationFailure::AliasNotHeld {
                 alias: duty_officer(),
             },
+            Self::NoEligibleRecipient => VerificationFailure::NoEligibleRecipient,
         }
     }
 }
@@ -318,6 +321,10 @@ enum WithdrawalStage {
 }
 
 /// The request at A, its primary.
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "the primary stage has independent flags, as in the procedure"
+)]
 #[derive(Debug, Clone)]
 struct AtPrimary {
     authorized: bool,
@@ -325,6 +332,21 @@ struct AtPrimary {
     response: Option<Resp>,
     response_delivered: bool,
     withdrawal: WithdrawalStage,
+    /// The partner's answer to the withdrawal was delivered to the requester.
+    withdrawal_outcome_delivered: bool,
+}
+
+impl AtPrimary {
+    fn withdrawal_outcome_pending(&self) -> bool {
+        matches!(
+            self.withdrawal,
+            WithdrawalStage::Refused | WithdrawalStage::Withdrawn
+        ) && !self.withdrawal_outcome_delivered
+    }
+
+    fn response_pending(&self) -> bool {
+        self.response.is_some() && !self.response_delivered
+    }
 }
 
 /// The request at B, its partner.
@@ -399,6 +421,8 @@ enum Item {
     Request(usize, i64),
     /// A response for the requester.
     Response(usize, Resp),
+    /// The partner's answer to the requester's withdrawal: withdrawn or not.
+    WithdrawalOutcome(usize, bool),
 }
 
 /// What the model predicts for the last transition.
@@ -474,7 +498,7 @@ impl Model {
     fn pending_on(&self, r: usize, side: Side) -> Vec<User> {
         let req = &self.reqs[r];
         match side {
-            Side::A if req.a.response.is_some() && !req.a.response_delivered => {
+            Side::A if req.a.response_pending() || req.a.withdrawal_outcome_pending() => {
                 vec![req.requester]
             }
             Side::A => Vec::new(),
@@ -550,6 +574,7 @@ impl Model {
                 response: None,
                 response_delivered: false,
                 withdrawal: WithdrawalStage::None,
+                withdrawal_outcome_delivered: false,
             },
             b: None,
         });
@@ -575,9 +600,25 @@ impl Model {
         for r in self.pending(user) {
             match user.side() {
                 Side::A => {
-                    let response = self.reqs[r].a.response.clone();
-                    self.change(Side::A, r, |q| q.a.response_delivered = true);
-                    items.push(Item::Response(r, response.expect("pending at A: answered")));
+                    // The withdrawal's outcome first, then the response, as the server lists
+                    // them.
+                    let a = &self.reqs[r].a;
+                    if a.withdrawal_outcome_pending() {
+                        let withdrawn = a.withdrawal == WithdrawalStage::Withdrawn;
+                        items.push(Item::WithdrawalOutcome(r, withdrawn));
+                    }
+                    if a.response_pending() {
+                        let response = a.response.clone().expect("pending at A: answered");
+                        items.push(Item::Response(r, response));
+                    }
+                    self.change(Side::A, r, |q| {
+                        if q.a.response.is_some() {
+                            q.a.response_delivered = true;
+                        }
+                        if q.a.withdrawal_outcome_pending() {
+                            q.a.withdrawal_outcome_delivered = true;
+                        }
+                    });
                 }
                 Side::B => {
                     let mut stored_at = 0;
@@ -682,7 +723,20 @@ impl Model {
             TargetKind::Carol => Ok(vec![User::Carol]),
             // Whoever holds the alias when the request arrives.
             TargetKind::Alias if self.alias_holders.is_empty() => Err(Failure::AliasNotHeld),
-            TargetKind::Alias => Ok(self.alias_holders.clone()),
+            // Only holders who may receive are offered it (dave may not).
+            TargetKind::Alias => {
+                let eligible: Vec<User> = self
+                    .alias_holders
+                    .iter()
+                    .copied()
+                    .filter(|u| *u != User::Dave)
+                    .collect();
+                if eligible.is_empty() {
+                    Err(Failure::NoEligibleRecipient)
+                } else {
+                    Ok(eligible)
+                }
+            }
             TargetKind::Dave => Err(Failure::MayNotReceive(User::Dave)),
         };
         let response = match (&verification, self.policy) {
@@ -970,6 +1024,8 @@ fn any_state() -> Vec<(u32, BoxedStrategy<Transition>)> {
                 1 => Just(vec![User::Carol, User::Bob]),
                 1 => Just(vec![User::Bob]),
                 1 => Just(vec![User::Carol]),
+                1 => Just(vec![User::Dave, User::Bob]),
+                1 => Just(vec![User::Dave]),
                 1 => Just(vec![]),
             ]
             .prop_map(Transition::AliasHolders)
@@ -1220,6 +1276,13 @@ impl Servers {
                     assert_eq!(request.request_id, self.ids[*r]);
                     assert_eq!(*response, resp.to_acm());
                 }
+                (
+                    PendingItem::WithdrawalOutcome { request, withdrawn },
+                    Item::WithdrawalOutcome(r, want),
+                ) => {
+                    assert_eq!(request.request_id, self.ids[*r]);
+                    assert_eq!(withdrawn, want, "withdrawal outcome of request {r}");
+                }
                 (got, want) => panic!("download by {user:?}: expected {want:?}, got {got:?}"),
             }
         }
@@ -1326,6 +1389,10 @@ impl Servers {
             Withdrawal::Withdrawn(_) => WithdrawalStage::Withdrawn,
         };
         assert_eq!(withdrawal, req.a.withdrawal, "request {r}: withdrawal at A");
+        assert_eq!(
+            p.withdrawal_outcome_delivered, req.a.withdrawal_outcome_delivered,
+            "request {r}: withdrawal outcome delivered"
+        );
     }
 
     /// The server's stage of request `r` at B equals the model's.
@@ -1451,7 +1518,7 @@ impl StateMachineTest for AcmStateMachine {
 
     fn init_test(_: &Model) -> Servers {
         let sys = block_on(TwoSystems::with_config(|mut c| {
-            c.pending_ttl = Duration::milliseconds(TTL_MS);
+            c.pending_ttl = Some(Duration::milliseconds(TTL_MS));
             c.max_backoff = Duration::milliseconds(MAX_BACKOFF_MS);
             c
         }))

@@ -140,7 +140,7 @@ fn a_download_cut_short_by_the_store_loses_no_response() {
                 .into_iter()
                 .map(|i| match i {
                     PendingItem::Response { request, .. } => request.request_id,
-                    other @ PendingItem::Request { .. } => panic!("unexpected {other:?}"),
+                    other => panic!("unexpected {other:?}"),
                 })
                 .collect()
         };

@@ -351,6 +351,61 @@ fn a_replayed_partner_message_is_acknowledged_again_and_stored_once() {
     });
 }
 
+/// A message id that names one request is refused for another: nothing is stored, and the
+/// inbox still names the position that stored the first.
+#[test]
+fn a_message_id_reused_for_another_request_is_refused_and_the_inbox_is_unchanged() {
+    futures_executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = systems(&dir).await;
+        let a: SystemId = id("mc-a.example");
+        let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+        let (_, message) = sys.a.server.state(request).unwrap().outbound().unwrap();
+        let PartnerMessage::Request {
+            message_id,
+            request: first,
+        } = &message
+        else {
+            panic!("a request message is owed")
+        };
+        sys.b.server.receive(&a, message.clone()).await.unwrap();
+        let head = sys.b.store.head().await.unwrap();
+        let other: RequestId = id("01900000-0000-7000-8000-00000000c1de");
+        let reused = PartnerMessage::Request {
+            message_id: *message_id,
+            request: Arc::new(acm_core::request::AcmRequest {
+                request_id: other,
+                ..(**first).clone()
+            }),
+        };
+        match sys.b.server.receive(&a, reused).await {
+            Err(acm_core::ServiceError::Domain(acm_core::DomainError::MessageIdReused {
+                message_id: m,
+            })) => assert_eq!(m, *message_id),
+            got => panic!("expected a refusal, got {got:?}"),
+        }
+        assert_eq!(sys.b.store.head().await.unwrap(), head, "nothing stored");
+        assert_eq!(
+            sys.b
+                .store
+                .received(*message_id)
+                .await
+                .unwrap()
+                .map(|p| p.0),
+            Some(1),
+            "the inbox names the first request's position"
+        );
+        let stream: Vec<_> = sys
+            .b
+            .store
+            .read_stream(StreamId(other), Version::NONE)
+            .collect()
+            .await;
+        assert!(stream.is_empty());
+        assert!(sys.b.store.pending_for(&bob()).await.unwrap() == vec![request]);
+    });
+}
+
 /// The store's projections survive closing and reopening the file, and an append after the
 /// reopen (the projection's cache cold) updates them from the stream's history.
 #[test]
