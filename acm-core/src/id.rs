@@ -2,9 +2,12 @@
 //!
 //! Every identifier that crosses a trust boundary is a newtype that can only be built by
 //! parsing, so a value of these types is always well-formed. Host names are case-insensitive
-//! and held in lower case; the user part of a URI is kept as given. URIs are held as `Arc<str>`: they
-//! are copied into many events and projections, and a clone must not allocate.
+//! and held in lower case. The user part of a URI is parsed by RFC 3261's grammar and held in a
+//! canonical form (see [`McServiceId`]), so two spellings of one identity are one value. URIs are
+//! held as `Arc<str>`: they are copied into many events and projections, and a clone must not
+//! allocate.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -50,8 +53,12 @@ impl fmt::Display for IdField {
 }
 
 /// What is wrong with an identifier.
+///
+/// Non-exhaustive: the grammar of what is accepted may tighten, and each new refusal gets its own
+/// problem rather than reusing one that means something else.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "problem")]
+#[non_exhaustive]
 pub enum IdProblem {
     /// The value is empty.
     Empty,
@@ -69,6 +76,23 @@ pub enum IdProblem {
     WrongScheme,
     /// The URI has no `user@` part.
     NoUser,
+    /// The URI's user part holds a character RFC 3261 does not allow there (§25.1: letters and
+    /// digits, `-_.!~*'()`, `&=+$,;?/`, and `%` escapes), such as a second `@`, `<`, `"`, a
+    /// non-ASCII letter or an invisible format character.
+    InvalidUserCharacter {
+        /// Byte offset of the offending character in the whole input.
+        at: usize,
+    },
+    /// A `%` in the user part is not followed by two hexadecimal digits.
+    InvalidEscape {
+        /// Byte offset of the `%` in the whole input.
+        at: usize,
+    },
+    /// The user part holds `%00`, an escaped NUL.
+    EscapedNul {
+        /// Byte offset of the `%` in the whole input.
+        at: usize,
+    },
     /// The URI or name has no host.
     NoHost,
     /// The host is not a valid domain name.
@@ -89,6 +113,19 @@ impl fmt::Display for IdProblem {
             }
             Self::WrongScheme => f.write_str("scheme must be sip: or sips:"),
             Self::NoUser => f.write_str("no user part (user@host)"),
+            Self::InvalidUserCharacter { at } => {
+                write!(
+                    f,
+                    "character at byte {at} is not allowed in a SIP URI user part"
+                )
+            }
+            Self::InvalidEscape { at } => {
+                write!(
+                    f,
+                    "% at byte {at} is not followed by two hexadecimal digits"
+                )
+            }
+            Self::EscapedNul { at } => write!(f, "escaped NUL (%00) at byte {at}"),
             Self::NoHost => f.write_str("no host"),
             Self::InvalidHost => f.write_str("host is not a valid domain name"),
             Self::NotUuid => f.write_str("not a UUID"),
@@ -149,20 +186,141 @@ fn valid_host(host: &str) -> bool {
         })
 }
 
-/// Parses `sip:user@host` / `sips:user@host`; returns the byte offset of the host.
-fn parse_sip_uri(field: IdField, s: &str, user_required: bool) -> Result<usize, IdError> {
+/// RFC 3261 §25.1 `unreserved`: `alphanum` and `mark`. These are the characters whose `%`
+/// escapes mean the same as the characters themselves (§19.1.4), so they are held unescaped.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+/// RFC 3261 §25.1 `user-unreserved`: allowed unescaped in a user part, but reserved characters
+/// elsewhere in URIs, so an escape of one is a different user part (§19.1.4) and stays escaped.
+fn is_user_unreserved(b: u8) -> bool {
+    matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+fn push_escape(out: &mut String, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(char::from(HEX[usize::from(byte >> 4)]));
+    out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+}
+
+/// Checks `s[user_at..user_end]` against RFC 3261's `user` rule and returns it in canonical form:
+/// escapes of unreserved characters decoded, the hex digits of the other escapes upper-cased.
+/// Borrows when the user part has no escapes, as nearly all MC service IDs do.
+fn canonical_user(
+    field: IdField,
+    s: &str,
+    user_at: usize,
+    user_end: usize,
+) -> Result<Cow<'_, str>, IdError> {
+    let mut canonical: Option<String> = None;
+    // Bytes, not chars: the grammar is ASCII, and the first non-ASCII byte met is the lead byte
+    // of the offending character, so its offset is the character's.
+    let mut bytes = s.bytes().enumerate().take(user_end).skip(user_at);
+    while let Some((at, b)) = bytes.next() {
+        if b == b'%' {
+            let hi = bytes.next().and_then(|(_, h)| hex_value(h));
+            let lo = bytes.next().and_then(|(_, l)| hex_value(l));
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(err(field, IdProblem::InvalidEscape { at }));
+            };
+            let byte = (hi << 4) | lo;
+            if byte == 0 {
+                // A NUL ends the string in many SIP stacks, so one MC system would see a
+                // shorter identity than the other.
+                return Err(err(field, IdProblem::EscapedNul { at }));
+            }
+            // Everything before `at` has passed the checks below, so it is ASCII and `at` is a
+            // character boundary.
+            let out = canonical.get_or_insert_with(|| {
+                let mut out = String::with_capacity(user_end.saturating_sub(user_at));
+                out.push_str(s.get(user_at..at).unwrap_or_default());
+                out
+            });
+            if is_unreserved(byte) {
+                out.push(char::from(byte));
+            } else {
+                push_escape(out, byte);
+            }
+        } else if is_unreserved(b) || is_user_unreserved(b) {
+            if let Some(out) = canonical.as_mut() {
+                out.push(char::from(b));
+            }
+        } else {
+            return Err(err(field, IdProblem::InvalidUserCharacter { at }));
+        }
+    }
+    Ok(match canonical {
+        Some(out) => Cow::Owned(out),
+        None => Cow::Borrowed(s.get(user_at..user_end).unwrap_or_default()),
+    })
+}
+
+/// A SIP URI split into its parts, the user part in canonical form.
+struct SipUri<'a> {
+    /// The whole input.
+    input: &'a str,
+    /// `sip:` or `sips:`.
+    scheme: &'static str,
+    /// Canonical user part; `None` when the URI has none.
+    user: Option<Cow<'a, str>>,
+    /// The host as given; a suffix of `input`.
+    host: &'a str,
+}
+
+impl SipUri<'_> {
+    /// The canonical text (user part canonical, host in lower case) and the host's offset in it.
+    fn canonical(&self) -> (Arc<str>, usize) {
+        // Hosts compare without regard to case (RFC 3261 §19.1.4): hold them in lower case, so
+        // equality, hashing and home-domain checks agree.
+        let host_lower = !self.host.bytes().any(|b| b.is_ascii_uppercase());
+        if host_lower && !matches!(self.user, Some(Cow::Owned(_))) {
+            let host_at = self.input.len().saturating_sub(self.host.len());
+            return (Arc::from(self.input), host_at);
+        }
+        let mut out = String::with_capacity(self.input.len());
+        out.push_str(self.scheme);
+        if let Some(user) = &self.user {
+            out.push_str(user);
+            out.push('@');
+        }
+        let host_at = out.len();
+        out.push_str(&self.host.to_ascii_lowercase());
+        (Arc::from(out), host_at)
+    }
+}
+
+/// Parses `sip:user@host` / `sips:user@host`.
+fn parse_sip_uri(field: IdField, s: &str, user_required: bool) -> Result<SipUri<'_>, IdError> {
+    // First, so control characters and white space keep their own problem wherever they are.
     check_text(field, s)?;
-    let rest_at = if s.starts_with("sip:") {
-        4
-    } else if s.starts_with("sips:") {
-        5
+    let (scheme, rest) = if let Some(rest) = s.strip_prefix("sip:") {
+        ("sip:", rest)
+    } else if let Some(rest) = s.strip_prefix("sips:") {
+        ("sips:", rest)
     } else {
         return Err(err(field, IdProblem::WrongScheme));
     };
-    let rest = &s[rest_at..];
-    let host_at = match rest.rfind('@') {
-        Some(0) => return Err(err(field, IdProblem::NoUser)),
-        Some(i) => i + 1,
+    // A host never holds '@', so the last one is the separator and any other is in the user
+    // part, where the grammar refuses it with its offset.
+    let (user, host) = match rest.rsplit_once('@') {
+        Some(("", _)) => return Err(err(field, IdProblem::NoUser)),
+        Some((user, host)) => {
+            let user_at = scheme.len();
+            let user_end = user_at + user.len();
+            (Some(canonical_user(field, s, user_at, user_end)?), host)
+        }
         None if user_required => {
             return Err(err(
                 field,
@@ -173,16 +331,20 @@ fn parse_sip_uri(field: IdField, s: &str, user_required: bool) -> Result<usize, 
                 },
             ));
         }
-        None => 0,
+        None => (None, rest),
     };
-    let host = &rest[host_at..];
     if host.is_empty() {
         return Err(err(field, IdProblem::NoHost));
     }
     if !valid_host(host) {
         return Err(err(field, IdProblem::InvalidHost));
     }
-    Ok(rest_at + host_at)
+    Ok(SipUri {
+        input: s,
+        scheme,
+        user,
+        host,
+    })
 }
 
 macro_rules! uri_id {
@@ -197,7 +359,7 @@ macro_rules! uri_id {
         }
 
         impl $name {
-            /// The full URI.
+            /// The full URI, in canonical form (see [`McServiceId`]).
             pub fn as_str(&self) -> &str {
                 &self.uri
             }
@@ -216,14 +378,7 @@ macro_rules! uri_id {
         impl FromStr for $name {
             type Err = IdError;
             fn from_str(s: &str) -> Result<Self, IdError> {
-                let host_at = parse_sip_uri($field, s, $user_required)?;
-                // Hosts compare without regard to case (RFC 3261 §19.1.4): hold them in
-                // lower case, so equality, hashing and home-domain checks agree.
-                let uri: Arc<str> = if s[host_at..].bytes().any(|b| b.is_ascii_uppercase()) {
-                    Arc::from(format!("{}{}", &s[..host_at], s[host_at..].to_ascii_lowercase()))
-                } else {
-                    Arc::from(s)
-                };
+                let (uri, host_at) = parse_sip_uri($field, s, $user_required)?.canonical();
                 Ok(Self {
                     uri,
                     host_at: u16::try_from(host_at).map_err(|_| {
@@ -275,6 +430,32 @@ uri_id!(
     /// let alice: McServiceId = "sip:alice@mc-a.example".parse().unwrap();
     /// assert_eq!(alice.host(), "mc-a.example");
     /// ```
+    ///
+    /// # Canonical form
+    ///
+    /// This type, [`GroupId`] and [`FunctionalAlias`] accept a user part only as RFC 3261
+    /// (§25.1) spells one: ASCII letters and digits, `-_.!~*'()`, `&=+$,;?/`, and `%` followed
+    /// by two hex digits (but not `%00`); no password (`user:password@`) and no URI parameters.
+    /// Everything else, including invisible and non-ASCII characters, is refused, so an
+    /// identity cannot hide characters or borrow look-alike letters from another script. The
+    /// value is held in canonical form, which [`as_str`](Self::as_str), `Display` and serde
+    /// show:
+    ///
+    /// - an escape of a letter, digit or `-_.!~*'()` is decoded, since RFC 3261 §19.1.4 makes it
+    ///   the same character;
+    /// - any other escape stays escaped, with upper-case hex digits (escaping one of
+    ///   `&=+$,;?/` makes a different user part);
+    /// - the user part is otherwise case-sensitive, and the host is held in lower case.
+    ///
+    /// Equality, hashing and ordering are those of the canonical text.
+    ///
+    /// ```
+    /// use acm_core::id::McServiceId;
+    /// let escaped: McServiceId = "sip:%61lice%2f1@MC-A.example".parse().unwrap();
+    /// assert_eq!(escaped.as_str(), "sip:alice%2F1@mc-a.example");
+    /// assert_eq!(escaped, "sip:alice%2F1@mc-a.example".parse().unwrap());
+    /// assert_ne!(escaped, "sip:alice/1@mc-a.example".parse().unwrap());
+    /// ```
     McServiceId,
     IdField::McServiceId,
     true
@@ -282,7 +463,8 @@ uri_id!(
 
 uri_id!(
     /// An MC service group ID, a SIP URI such as `sip:tac-1@mc-a.example`; its host names the
-    /// group's home MC system.
+    /// group's home MC system. Parsed and compared in the canonical form described at
+    /// [`McServiceId`].
     GroupId,
     IdField::GroupId,
     true
@@ -290,7 +472,8 @@ uri_id!(
 
 uri_id!(
     /// A functional alias (a role), a SIP URI such as `sip:duty-officer@mc-b.example`, that
-    /// resolves to whoever currently holds it.
+    /// resolves to whoever currently holds it. Parsed and compared in the canonical form
+    /// described at [`McServiceId`].
     FunctionalAlias,
     IdField::FunctionalAlias,
     true
