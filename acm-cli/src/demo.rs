@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use acm_core::Event;
-use acm_core::audit::{export_jsonl, summary};
+use acm_core::audit::{export_log, summary};
 use acm_core::id::GlobalPosition;
 use acm_core::pending::PendingItem;
 use acm_core::ports::OutboxLedger;
@@ -13,6 +13,8 @@ use acm_core::store::{Envelope, EventStore, StoreError};
 use acm_store_memory::fixture::{System, TwoSystems, alice, bob, provision};
 use acm_store_sqlite::SqliteStore;
 use chrono::Duration;
+
+use crate::Failure;
 use futures_util::TryStreamExt;
 
 /// Every event `system` recorded after `after`.
@@ -27,7 +29,7 @@ async fn log_after<S: EventStore<Event>>(
 async fn recorded<S: EventStore<Event>>(
     system: &System<S>,
     seen: &mut GlobalPosition,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let new = log_after(system, *seen).await.map_err(err)?;
     if new.is_empty() {
         println!("      {:<13} (records nothing)", system.id);
@@ -52,7 +54,7 @@ struct Show<'a, S> {
 }
 
 impl<S: EventStore<Event>> Show<'_, S> {
-    async fn step(&mut self, step: &str, what: &str) -> Result<(), String> {
+    async fn step(&mut self, step: &str, what: &str) -> Result<(), Failure> {
         println!("\n[{step}] {what}");
         recorded(&self.sys.a, &mut self.seen_a).await?;
         recorded(&self.sys.b, &mut self.seen_b).await?;
@@ -71,26 +73,51 @@ impl<S: EventStore<Event>> Show<'_, S> {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
+fn err(e: impl std::fmt::Display) -> Failure {
+    Failure::Open(e.to_string())
+}
+
+const SYSTEMS: [&str; 2] = ["mc-a.example", "mc-b.example"];
+
+/// Checks the demo's options before anything runs: the files it would write must not exist
+/// (the demo's ids repeat from run to run, and an export or a store is never overwritten).
+pub fn check(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failure> {
+    let planned = [(export, "jsonl"), (db, "db")];
+    for (dir, extension) in planned {
+        let Some(dir) = dir else { continue };
+        if dir.exists() && !dir.is_dir() {
+            return Err(Failure::Usage(format!(
+                "{}: not a directory; give the demo a directory to write into",
+                dir.display()
+            )));
+        }
+        for name in SYSTEMS {
+            let path = dir.join(format!("{name}.{extension}"));
+            if path.exists() {
+                return Err(Failure::Usage(format!(
+                    "{}: exists already; give the demo an empty directory",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Plays the demo on memory stores, or on new SQLite stores in `db`.
-pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), String> {
+pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failure> {
     let Some(dir) = db else {
-        return run(TwoSystems::new().await.map_err(err)?, export).await;
-    };
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut opened = Vec::new();
-    for name in ["mc-a.example", "mc-b.example"] {
-        let path = dir.join(format!("{name}.db"));
-        if path.exists() {
-            // The demo's ids are the same every run: a second run would collide with the first.
-            return Err(format!(
-                "{}: exists already; give the demo an empty directory",
-                path.display()
-            ));
+        let sys = TwoSystems::new().await.map_err(err)?;
+        run(&sys).await?;
+        if let Some(dir) = export {
+            export_memory(dir, [&sys.a, &sys.b]).await?;
         }
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+    let mut opened = Vec::new();
+    for name in SYSTEMS {
+        let path = dir.join(format!("{name}.db"));
         opened.push((name, Arc::new(SqliteStore::open_acm(&path).map_err(err)?)));
     }
     let sys = TwoSystems::with_stores(
@@ -109,7 +136,20 @@ pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), String
     )
     .await
     .map_err(err)?;
-    run(sys, export).await?;
+    run(&sys).await?;
+    drop(sys);
+    drop(opened);
+    if let Some(out) = export {
+        // From the stores themselves: each export carries its store's own chain.
+        create_dir(out)?;
+        for name in SYSTEMS {
+            let path = out.join(format!("{name}.jsonl"));
+            let file = create_new(&path)?;
+            acm_store_sqlite::export_file(dir.join(format!("{name}.db")), file)
+                .map_err(|e| err(format!("{}: {e}", path.display())))?;
+            println!("wrote {}", path.display());
+        }
+    }
     println!(
         "stores in {} (check them with `acm audit verify`)",
         dir.display()
@@ -117,11 +157,21 @@ pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), String
     Ok(())
 }
 
+fn create_dir(dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))
+}
+
+fn create_new(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, Failure> {
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map(std::io::BufWriter::new)
+        .map_err(|e| err(format!("{}: {e}", path.display())))
+}
+
 #[allow(clippy::too_many_lines)] // the procedure, step by step, reads best in one place
-pub async fn run<S: EventStore<Event> + 'static>(
-    sys: TwoSystems<S>,
-    export: Option<&Path>,
-) -> Result<(), String> {
+pub async fn run<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) -> Result<(), Failure> {
     let (a, b) = (&sys.a, &sys.b);
     println!("acm demo: interconnection group identity provision");
     println!(
@@ -129,7 +179,7 @@ pub async fn run<S: EventStore<Event> + 'static>(
         a.id, b.id
     );
     let mut show = Show {
-        sys: &sys,
+        sys,
         seen_a: GlobalPosition::START,
         seen_b: GlobalPosition::START,
     };
@@ -236,24 +286,22 @@ pub async fn run<S: EventStore<Event> + 'static>(
         a.store.head().await.map_err(err)?,
         b.store.head().await.map_err(err)?
     );
-    if let Some(dir) = export {
-        write_logs(dir, [a, b]).await?;
-    }
     Ok(())
 }
 
-async fn write_logs<S: EventStore<Event>>(
+/// Exports the memory stores' logs, computing the chain a durable store would hold.
+async fn export_memory<S: EventStore<Event>>(
     dir: &Path,
     systems: [&System<S>; 2],
-) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+) -> Result<(), Failure> {
+    create_dir(dir)?;
     for system in systems {
         let path = dir.join(format!("{}.jsonl", system.id));
-        let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = create_new(&path)?;
         let log = log_after(system, GlobalPosition::START)
             .await
             .map_err(err)?;
-        export_jsonl(std::io::BufWriter::new(file), &log).map_err(err)?;
+        export_log(file, &log).map_err(err)?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -1,5 +1,5 @@
 //! The `acm` binary: `demo` plays the 14-step procedure between two in-process ACM servers;
-//! `audit` replays and inspects exported event logs.
+//! `audit` verifies, exports, replays and inspects ACM servers' logs.
 // The binary's standard output is its user interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -9,14 +9,24 @@ mod demo;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// ACM between interconnected MC systems.
 #[derive(Debug, Parser)]
 #[command(name = "acm", version, about)]
 struct Cli {
+    /// How the library's log lines are written to standard error (the level comes from
+    /// `RUST_LOG`, default `warn`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -24,38 +34,80 @@ enum Cmd {
     /// Play interconnection group identity provision, steps 1–14, between MC systems A and B
     /// in one process, printing what each ACM server records.
     Demo {
-        /// Also write each system's event log as JSON Lines into this directory
-        /// (`mc-a.example.jsonl`, `mc-b.example.jsonl`), for `acm audit`.
+        /// Also write each system's event log as a tamper-evident audit export into this
+        /// directory (`mc-a.example.jsonl`, `mc-b.example.jsonl`; they must not exist yet).
         #[arg(long)]
         export: Option<PathBuf>,
         /// Run both ACM servers on durable SQLite stores in this directory
         /// (`mc-a.example.db`, `mc-b.example.db`; they must not exist yet), for
-        /// `acm audit verify`. Without it the stores are in memory.
+        /// `acm audit`. Without it the stores are in memory.
         #[arg(long)]
         db: Option<PathBuf>,
     },
-    /// Audit an exported event log (JSON Lines) or an ACM server's SQLite store.
-    Audit {
-        #[command(subcommand)]
-        command: audit::AuditCmd,
-    },
+    /// Audit an ACM server's log, from its SQLite store or from an audit export. Exit codes:
+    /// 0 the log verifies, 1 the log is broken (or its head is not the expected one),
+    /// 2 usage error, 3 cannot open, read or write.
+    Audit(audit::AuditArgs),
+}
+
+/// How a command failed; each kind has its exit code (docs/audit.md).
+#[derive(Debug)]
+pub enum Failure {
+    /// The log does not verify: exit 1.
+    Broken(String),
+    /// The command was not given what it needs: exit 2 (clap's own usage errors exit 2 too).
+    Usage(String),
+    /// A file could not be opened, read or written, or is not what the command reads: exit 3.
+    Open(String),
+}
+
+impl Failure {
+    fn code(&self) -> u8 {
+        match self {
+            Self::Broken(_) => 1,
+            Self::Usage(_) => 2,
+            Self::Open(_) => 3,
+        }
+    }
+
+    fn message(&self) -> &str {
+        match self {
+            Self::Broken(m) | Self::Usage(m) | Self::Open(m) => m,
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second subscriber cannot be installed; there is only this one.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing(cli.log_format);
     let result = match cli.command {
-        Cmd::Demo { export, db } => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|rt| rt.block_on(demo::play(export.as_deref(), db.as_deref()))),
-        Cmd::Audit { command } => audit::run(&command),
+        Cmd::Demo { export, db } => demo::check(export.as_deref(), db.as_deref()).and_then(|()| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failure::Open(e.to_string()))
+                .and_then(|rt| rt.block_on(demo::play(export.as_deref(), db.as_deref())))
+        }),
+        Cmd::Audit(args) => audit::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("acm: {message}");
-            ExitCode::FAILURE
+        Err(failure) => {
+            eprintln!("acm: {}", failure.message());
+            ExitCode::from(failure.code())
         }
     }
 }

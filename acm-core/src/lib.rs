@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod chain;
 pub mod directory;
 pub mod error;
 pub mod event;

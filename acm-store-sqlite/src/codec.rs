@@ -24,12 +24,8 @@ pub(crate) fn nanos(at: DateTime<Utc>) -> Result<i64, StoreError> {
         .ok_or_else(|| BackendError::TimeOutOfRange(at).into())
 }
 
-pub(crate) fn actor_columns(actor: &Actor) -> (&'static str, &str) {
-    match actor {
-        Actor::User(u) => ("user", u.as_str()),
-        Actor::System(s) => ("system", s.as_str()),
-    }
-}
+/// The actor's two columns, as the chain also encodes them.
+pub(crate) use acm_core::chain::actor_parts as actor_columns;
 
 /// Encodes a batch's payloads; run by the caller, off the writer thread.
 pub(crate) fn encode<E: DomainEvent>(events: &[NewEvent<E>]) -> Result<Vec<Vec<u8>>, StoreError> {

@@ -39,6 +39,7 @@
 mod chain;
 mod codec;
 mod error;
+mod export;
 mod ledger;
 mod open;
 mod projection;
@@ -49,6 +50,7 @@ mod writer;
 
 pub use chain::{Break, BreakKind, ChainReport, GENESIS, Hash};
 pub use error::{BackendError, OpenError};
+pub use export::{ExportFileError, export_file};
 pub use open::SCHEMA_VERSION;
 pub use projection::{AcmProjection, Appending, History, Projection, RowChange};
 pub use store::{SqliteOptions, SqliteStore, WriterStats, verify_file};

@@ -606,6 +606,14 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
 /// ```
 pub fn verify_file(path: impl AsRef<Path>) -> Result<ChainReport, OpenError> {
     let path = crate::open::absolute(path.as_ref());
+    let conn = open_for_audit(&path)?;
+    verify(&conn).map_err(|source| OpenError::Unreadable { path, source })
+}
+
+/// A read-only connection to the acm store at `path`, for the audit tools: no lock, no
+/// writes, refused unless the file is an acm store.
+pub(crate) fn open_for_audit(path: &Path) -> Result<Connection, OpenError> {
+    let path = path.to_owned();
     if !path.is_file() {
         return Err(OpenError::Io {
             path: path.clone(),
@@ -624,7 +632,7 @@ pub fn verify_file(path: impl AsRef<Path>) -> Result<ChainReport, OpenError> {
             user_version: 0,
         });
     }
-    verify(&conn).map_err(|source| OpenError::Unreadable { path, source })
+    Ok(conn)
 }
 
 /// Walks the log in one read transaction, recomputing every link.
@@ -654,7 +662,7 @@ fn walk(conn: &Connection) -> Result<ChainReport, StoreError> {
         if position != expected {
             return report(expected - 1, link, expected, BreakKind::Missing);
         }
-        let Some((fields, stored)) = fields(row, position) else {
+        let Some((fields, stored)) = chain_fields(row, position) else {
             return report(expected - 1, link, position, BreakKind::Corrupt);
         };
         let next = chain::link(&link, &fields);
@@ -688,7 +696,12 @@ fn walk(conn: &Connection) -> Result<ChainReport, StoreError> {
     })
 }
 
-fn fields<'r>(row: &'r rusqlite::Row<'_>, position: u64) -> Option<(Fields<'r>, chain::Hash)> {
+/// The chain's fields of a row of `verify.sql`, and its stored link; `None` when a column
+/// does not hold what the schema promises.
+pub(crate) fn chain_fields<'r>(
+    row: &'r rusqlite::Row<'_>,
+    position: u64,
+) -> Option<(Fields<'r>, chain::Hash)> {
     let blob = |i| row.get_ref(i).ok()?.as_blob().ok();
     let text = |i| row.get_ref(i).ok()?.as_str().ok();
     let int = |i| row.get_ref(i).ok()?.as_i64().ok();

@@ -1,9 +1,18 @@
-//! Audit replay: rebuild every request's state from an event log, move logs as JSON Lines,
-//! and print one request's timeline.
+//! Audit: a tamper-evident JSON Lines export of an ACM server's log and its verifier, replay
+//! of every request's state, and one request's timeline on one server or joined across both
+//! MC systems. `docs/audit.md` says what an auditor can establish with each.
+
+mod export;
+mod timeline;
+mod verify;
+
+pub use export::{
+    EXPORT_FORMAT, EXPORT_VERSION, EventMeta, ExportError, ExportSummary, ExportWriter, export_log,
+};
+pub use timeline::{Cause, Step, TimelineEntry, TimelineError, joined_timeline, timeline};
+pub use verify::{ExportReport, LineBreak, LineBreakKind, scan_export, verify_export};
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::io::{BufRead, Write};
 
 use crate::event::Event;
 use crate::id::{GlobalPosition, RequestId, Version};
@@ -12,16 +21,8 @@ use crate::store::Envelope;
 
 /// A log that cannot be replayed as it stands.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
-    /// A line is not a valid envelope.
-    #[error("line {line}: {source}")]
-    Parse {
-        /// 1-based line number.
-        line: usize,
-        /// The decoding error.
-        #[source]
-        source: serde_json::Error,
-    },
     /// Global positions are not contiguous from 1.
     #[error("position {found} where {expected} was expected")]
     PositionGap {
@@ -40,9 +41,6 @@ pub enum AuditError {
         /// Found version.
         found: Version,
     },
-    /// Reading or writing failed.
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
 }
 
 /// Every request's state rebuilt from a log, checking that positions and versions are
@@ -76,61 +74,6 @@ where
         *state = evolve(std::mem::take(state), &envelope.payload);
     }
     Ok(states.into_iter().map(|(id, (s, _))| (id, s)).collect())
-}
-
-/// Writes envelopes as JSON Lines, one envelope per line.
-pub fn export_jsonl<'a, W: Write>(
-    mut out: W,
-    log: impl IntoIterator<Item = &'a Envelope<Event>>,
-) -> Result<usize, AuditError> {
-    let mut n = 0;
-    for envelope in log {
-        serde_json::to_writer(&mut out, envelope).map_err(std::io::Error::from)?;
-        out.write_all(b"\n")?;
-        n += 1;
-    }
-    out.flush()?;
-    Ok(n)
-}
-
-/// Reads envelopes from JSON Lines lazily; blank lines are skipped.
-pub fn import_jsonl<R: BufRead>(
-    input: R,
-) -> impl Iterator<Item = Result<Envelope<Event>, AuditError>> {
-    input
-        .lines()
-        .enumerate()
-        .filter_map(|(i, line)| match line {
-            Err(e) => Some(Err(AuditError::Io(e))),
-            Ok(l) if l.trim().is_empty() => None,
-            Ok(l) => Some(
-                serde_json::from_str(&l).map_err(|source| AuditError::Parse {
-                    line: i + 1,
-                    source,
-                }),
-            ),
-        })
-}
-
-/// One request's events in order, one line each: position, version, time, actor, event.
-pub fn timeline<'a>(
-    log: impl IntoIterator<Item = &'a Envelope<Event>>,
-    request: RequestId,
-) -> String {
-    let mut out = String::new();
-    for e in log.into_iter().filter(|e| e.stream_id.0 == request) {
-        let _ = writeln!(
-            out,
-            "#{:<6} v{:<3} {} {:<28} {:<22} {}",
-            e.position,
-            e.version,
-            e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-            e.actor.to_string(),
-            e.event_type,
-            summary(&e.payload),
-        );
-    }
-    out
 }
 
 /// A short human description of an event.
