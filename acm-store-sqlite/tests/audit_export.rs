@@ -1,0 +1,171 @@
+//! A SQLite store's audit export: it carries the store's own chain byte for byte (the same
+//! file an export of the same log from the memory store gives), and whatever was done to the
+//! store behind its back shows in the export's verification.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use acm_core::audit::{LineBreak, LineBreakKind, export_log, verify_export};
+use acm_core::id::GlobalPosition;
+use acm_core::ports::OutboxLedger;
+use acm_core::request::{Decision, Target};
+use acm_core::store::EventStore;
+use acm_core::{Envelope, Event};
+use acm_store_memory::MemoryStore;
+use acm_store_memory::fixture::{TwoSystems, alice, bob};
+use acm_store_sqlite::{SqliteStore, export_file, verify_file};
+use futures_util::TryStreamExt;
+
+/// The procedure, deterministic (fixture ids and clock), on any store.
+async fn play<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) {
+    let request = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
+    sys.settle().await.unwrap();
+    sys.b.server.download_pending(&bob()).await.unwrap();
+    sys.b
+        .server
+        .respond(&bob(), None, request, Decision::Accept)
+        .await
+        .unwrap();
+    sys.settle().await.unwrap();
+    sys.a.server.download_pending(&alice()).await.unwrap();
+}
+
+fn on_sqlite(dir: &Path) -> TwoSystems<SqliteStore<Event>> {
+    futures_executor::block_on(TwoSystems::with_stores(
+        |c| c,
+        |system| {
+            let store = Arc::new(SqliteStore::open_acm(dir.join(format!("{system}.db"))).unwrap());
+            let ledger: Arc<dyn OutboxLedger> = store.clone();
+            (store, Some(ledger))
+        },
+    ))
+    .unwrap()
+}
+
+fn export_of(path: &Path) -> String {
+    let mut out = Vec::new();
+    export_file(path, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_stores_export_is_its_chain_byte_for_byte_and_matches_the_memory_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = on_sqlite(dir.path());
+    futures_executor::block_on(play(&sqlite));
+    let memory = futures_executor::block_on(TwoSystems::<MemoryStore<Event>>::new()).unwrap();
+    futures_executor::block_on(play(&memory));
+
+    for (system, mem) in [("mc-a.example", &memory.a), ("mc-b.example", &memory.b)] {
+        let path = dir.path().join(format!("{system}.db"));
+        let from_store = export_of(&path);
+        // The same log read through the event store contract, chain computed on export.
+        let store = if system == "mc-a.example" {
+            &sqlite.a.store
+        } else {
+            &sqlite.b.store
+        };
+        let log: Vec<Envelope<Event>> =
+            futures_executor::block_on(store.read_all(GlobalPosition::START).try_collect())
+                .unwrap();
+        let mut computed = Vec::new();
+        export_log(&mut computed, &log).unwrap();
+        assert_eq!(from_store, String::from_utf8(computed).unwrap(), "{system}");
+        // And the memory store's export of the same procedure.
+        let mut from_memory = Vec::new();
+        export_log(&mut from_memory, &mem.store.snapshot()).unwrap();
+        assert_eq!(
+            from_store,
+            String::from_utf8(from_memory).unwrap(),
+            "{system}"
+        );
+
+        let report = verify_export(from_store.as_bytes()).unwrap();
+        assert!(report.is_intact(), "{:?}", report.broken);
+        let chain = verify_file(&path).unwrap();
+        assert_eq!((report.events, report.head), (chain.checked, chain.head));
+    }
+}
+
+/// Runs SQL on a store file behind its back, with the append-only triggers dropped.
+fn tamper(path: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; {sql}"
+    ))
+    .unwrap();
+}
+
+fn broken(path: &Path) -> LineBreak {
+    verify_export(export_of(path).as_bytes())
+        .unwrap()
+        .broken
+        .expect("the tampering shows in the export")
+}
+
+#[test]
+fn what_was_done_to_a_store_shows_in_its_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = on_sqlite(dir.path());
+    futures_executor::block_on(play(&sqlite));
+    drop(sqlite);
+    let path = |name: &str| {
+        let src = dir.path().join("mc-a.example.db");
+        let copy = dir.path().join(format!("{name}.db"));
+        std::fs::copy(&src, &copy).unwrap();
+        for suffix in ["-wal", "-shm"] {
+            let side = dir.path().join(format!("mc-a.example.db{suffix}"));
+            if side.exists() {
+                std::fs::copy(&side, dir.path().join(format!("{name}.db{suffix}"))).unwrap();
+            }
+        }
+        copy
+    };
+
+    // A payload edited: line 1 is the header, so position 3 is line 4.
+    let edited = path("edited");
+    tamper(
+        &edited,
+        "UPDATE events SET payload = CAST(replace(CAST(payload AS TEXT), 'mc-b.example', 'mc-c.example') AS BLOB) WHERE position = 3;",
+    );
+    assert_eq!(
+        broken(&edited),
+        LineBreak {
+            line: 4,
+            kind: LineBreakKind::Edited
+        }
+    );
+
+    // The last event deleted: the store's recorded head still counts it.
+    let truncated = path("truncated");
+    tamper(
+        &truncated,
+        "DELETE FROM events WHERE position = (SELECT max(position) FROM events);",
+    );
+    let total = 6;
+    assert_eq!(
+        broken(&truncated),
+        LineBreak {
+            line: total + 1,
+            kind: LineBreakKind::TrailerMismatch {
+                count: total as u64,
+                found: total as u64 - 1
+            }
+        }
+    );
+
+    // A middle event deleted.
+    let holed = path("holed");
+    tamper(&holed, "DELETE FROM events WHERE position = 2;");
+    assert_eq!(
+        broken(&holed),
+        LineBreak {
+            line: 3,
+            kind: LineBreakKind::Missing {
+                from: GlobalPosition(2),
+                to: GlobalPosition(2)
+            }
+        }
+    );
+}
