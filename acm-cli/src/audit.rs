@@ -125,57 +125,64 @@ fn verify_source(path: &Path) -> Result<Verdict, Failure> {
     match form(path)? {
         Form::Store => {
             let report = acm_store_sqlite::verify_file(path).map_err(open_error)?;
-            let (broken, message) = match report.broken {
-                None => (None, None),
-                Some(b) => (
-                    Some(
-                        json!({"position": b.position, "kind": b.kind.code(), "detail": b.kind.to_string()}),
-                    ),
-                    Some(format!("position {}: {}", b.position, b.kind)),
-                ),
-            };
-            Ok(Verdict {
+            let broken = report.broken.map(|b| {
+                (
+                    json!({"position": b.position, "kind": b.kind.code(), "detail": b.kind.to_string()}),
+                    format!("position {}: {}", b.position, b.kind),
+                )
+            });
+            Ok(Verdict::new(
                 source,
-                form: Form::Store.name(),
-                events: report.checked,
-                head: chain::to_hex(&report.head),
-                intact: broken.is_none(),
+                Form::Store,
+                report.checked,
+                &report.head,
                 broken,
-                expected_head: None,
-                head_matches: None,
-                message,
-            })
+            ))
         }
         Form::Export => {
             let report = read_export(path, |_| {})?;
-            if let Some(b) = &report.broken
-                && let Failure::Open(message) = broken(path, b)
-            {
-                return Err(Failure::Open(message));
-            }
-            Ok(export_verdict(source, &report))
+            let broken = match &report.broken {
+                None => None,
+                Some(b) => match broken(path, b) {
+                    Failure::Open(message) => return Err(Failure::Open(message)),
+                    _ => Some((
+                        json!({"line": b.line, "kind": b.kind.code(), "detail": b.kind.to_string()}),
+                        b.to_string(),
+                    )),
+                },
+            };
+            Ok(Verdict::new(
+                source,
+                Form::Export,
+                report.events,
+                &report.head,
+                broken,
+            ))
         }
     }
 }
 
-fn export_verdict(source: String, report: &ExportReport) -> Verdict {
-    let (broken, message) = match &report.broken {
-        None => (None, None),
-        Some(b) => (
-            Some(json!({"line": b.line, "kind": b.kind.code(), "detail": b.kind.to_string()})),
-            Some(b.to_string()),
-        ),
-    };
-    Verdict {
-        source,
-        form: Form::Export.name(),
-        events: report.events,
-        head: chain::to_hex(&report.head),
-        intact: broken.is_none(),
-        broken,
-        expected_head: None,
-        head_matches: None,
-        message,
+impl Verdict {
+    /// `broken`: the break as JSON and in words.
+    fn new(
+        source: String,
+        form: Form,
+        events: u64,
+        head: &Hash,
+        broken: Option<(serde_json::Value, String)>,
+    ) -> Self {
+        let (broken, message) = broken.unzip();
+        Self {
+            source,
+            form: form.name(),
+            events,
+            head: chain::to_hex(head),
+            intact: broken.is_none(),
+            broken,
+            expected_head: None,
+            head_matches: None,
+            message,
+        }
     }
 }
 

@@ -188,6 +188,21 @@ impl<S: EventStore<Event> + 'static> TwoSystems<S> {
         self.a.server.submit(&alice(), provision(target, n)).await
     }
 
+    /// Steps 7b–11: bob downloads his pending ACM data and answers `request` with
+    /// `decision`; then both servers settle (the response reaches A).
+    pub async fn bob_answers(
+        &self,
+        request: RequestId,
+        decision: acm_core::request::Decision,
+    ) -> Result<(), acm_core::ServiceError> {
+        self.b.server.download_pending(&bob()).await?;
+        self.b
+            .server
+            .respond(&bob(), None, request, decision)
+            .await?;
+        self.settle().await
+    }
+
     /// Relays on both servers until neither has anything left to send (at most 8 rounds).
     pub async fn settle(&self) -> Result<(), acm_core::ServiceError> {
         for _ in 0..8 {

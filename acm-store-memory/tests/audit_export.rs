@@ -24,13 +24,7 @@ fn played() -> (Vec<Envelope<Event>>, Vec<Envelope<Event>>, RequestId) {
         let request = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
         sys.settle().await.unwrap();
         sys.clock.advance(Duration::hours(1));
-        sys.b.server.download_pending(&bob()).await.unwrap();
-        sys.b
-            .server
-            .respond(&bob(), None, request, Decision::Accept)
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
+        sys.bob_answers(request, Decision::Accept).await.unwrap();
         sys.clock.advance(Duration::hours(1));
         sys.a.server.download_pending(&alice()).await.unwrap();
         (sys.a.store.snapshot(), sys.b.store.snapshot(), request)

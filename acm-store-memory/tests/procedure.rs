@@ -605,6 +605,24 @@ fn pending_request_expires_and_the_sender_is_told() {
     });
 }
 
+/// Alice downloads her pending ACM data, which must be `request`'s withdrawal outcome alone;
+/// returns whether it was withdrawn.
+async fn withdrawal_outcome(sys: &TwoSystems, request: RequestId) -> bool {
+    let items = sys.a.server.download_pending(&alice()).await.unwrap().items;
+    match items.as_slice() {
+        [
+            PendingItem::WithdrawalOutcome {
+                request: r,
+                withdrawn,
+            },
+        ] => {
+            assert_eq!(r.request_id, request);
+            *withdrawn
+        }
+        other => panic!("expected the withdrawal outcome, got {other:?}"),
+    }
+}
+
 #[test]
 fn withdrawal_before_delivery_withdraws_at_both() {
     block_on(async {
@@ -632,19 +650,7 @@ fn withdrawal_before_delivery_withdraws_at_both() {
         assert_eq!(sys.a.server.pending_for(&alice()), [request]);
         assert_eq!(sys.a.server.log_on(&alice()).await, 1);
         assert_eq!(users(&sys.a.notifier.take()), [alice()]);
-        let items = sys.a.server.download_pending(&alice()).await.unwrap().items;
-        match items.as_slice() {
-            [
-                PendingItem::WithdrawalOutcome {
-                    request: r,
-                    withdrawn,
-                },
-            ] => {
-                assert_eq!(r.request_id, request);
-                assert!(withdrawn);
-            }
-            other => panic!("expected the withdrawal outcome, got {other:?}"),
-        }
+        assert!(withdrawal_outcome(&sys, request).await, "withdrawn");
         assert_eq!(
             types(&sys.a.store, request).last().map(String::as_str),
             Some("withdrawal_outcome_delivered")
@@ -682,19 +688,7 @@ fn withdrawal_after_delivery_is_too_late() {
 
         // The requester is told it was too late ...
         assert_eq!(sys.a.server.log_on(&alice()).await, 1);
-        let items = sys.a.server.download_pending(&alice()).await.unwrap().items;
-        match items.as_slice() {
-            [
-                PendingItem::WithdrawalOutcome {
-                    request: r,
-                    withdrawn,
-                },
-            ] => {
-                assert_eq!(r.request_id, request);
-                assert!(!withdrawn);
-            }
-            other => panic!("expected the withdrawal outcome, got {other:?}"),
-        }
+        assert!(!withdrawal_outcome(&sys, request).await, "too late");
         assert!(sys.a.server.pending_for(&alice()).is_empty());
         // ... and the response still comes the usual way.
         sys.b

@@ -21,13 +21,7 @@ use futures_util::TryStreamExt;
 async fn play<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) {
     let request = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
     sys.settle().await.unwrap();
-    sys.b.server.download_pending(&bob()).await.unwrap();
-    sys.b
-        .server
-        .respond(&bob(), None, request, Decision::Accept)
-        .await
-        .unwrap();
-    sys.settle().await.unwrap();
+    sys.bob_answers(request, Decision::Accept).await.unwrap();
     sys.a.server.download_pending(&alice()).await.unwrap();
 }
 
