@@ -89,6 +89,7 @@ pub enum OpenError {
 /// What went wrong below the event store contract; carried by [`StoreError::Backend`] and
 /// recovered with `downcast_ref::<BackendError>()`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendError {
     /// `SQLite` failed (shared: one failed transaction fails every append batched into it).
     #[error("sqlite: {0}")]
@@ -135,6 +136,11 @@ pub enum BackendError {
     /// The store's writer or readers have stopped.
     #[error("the store is closed")]
     Closed,
+    /// The store closed with every commit durable, but another connection (an auditor's or a
+    /// backup's read, in another process) still read from the `-wal` file, so part of the log
+    /// stays there; the next open of the store folds it into the database file.
+    #[error("the store closed, but a reader kept part of the log in the -wal file")]
+    CheckpointBlocked,
 }
 
 impl From<rusqlite::Error> for BackendError {
