@@ -43,6 +43,7 @@ mod ledger;
 mod open;
 mod projection;
 mod reader;
+mod readonly;
 mod store;
 mod upcast;
 mod writer;

@@ -639,7 +639,9 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
 
 /// Verifies the hash chain of the store file at `path` on a read-only connection of its own:
 /// no lock is taken and nothing is written, so an auditor may run it beside a live server
-/// (it checks the committed snapshot it starts from).
+/// (it checks the committed snapshot it starts from). The directory is left as it was: a
+/// closed store is read from its file alone, and a `-shm` the read had to create beside a
+/// `-wal` is deleted again (see `docs/storage.md`).
 ///
 /// ```
 /// # futures_executor::block_on(async {
@@ -655,26 +657,12 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
 /// # });
 /// ```
 pub fn verify_file(path: impl AsRef<Path>) -> Result<ChainReport, OpenError> {
-    let path = crate::open::absolute(path.as_ref());
-    if !path.is_file() {
-        return Err(OpenError::Io {
-            path: path.clone(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
-    }
-    let conn = crate::open::open_reader(&path).map_err(|source| OpenError::Sqlite {
-        path: path.clone(),
-        source,
-    })?;
-    if crate::open::inspect(&conn, &path)? == 0 {
-        // An empty database: nothing of acm's in it.
-        return Err(OpenError::NotAnAcmStore {
-            path,
-            application_id: 0,
-            user_version: 0,
-        });
-    }
-    verify(&conn).map_err(|source| OpenError::Unreadable { path, source })
+    crate::readonly::read(path.as_ref(), |conn| {
+        verify(conn).map_err(|source| OpenError::Unreadable {
+            path: crate::open::absolute(path.as_ref()),
+            source,
+        })
+    })
 }
 
 /// Walks the log in one read transaction, recomputing every link.
