@@ -73,9 +73,9 @@ pub(crate) type FileKey = (u64, u64);
 
 /// This process's use of store files, by (device, inode). A second open is refused before
 /// any file descriptor is opened on the database, because closing one would drop the POSIX
-/// locks `SQLite`'s own connections hold on it. Read-only readers ([`crate::verify_file`])
-/// are counted for the same reason: none of them opens a descriptor of its own on a file that
-/// a store or another reader of this process is reading.
+/// locks `SQLite`'s own connections hold on it. Read-only readers ([`crate::verify_file`],
+/// [`crate::backup_file`]) are counted for the same reason: none of them opens a descriptor of
+/// its own on a file that a store or another reader of this process is reading.
 #[derive(Debug)]
 pub(crate) struct Registry {
     stores: BTreeSet<FileKey>,
