@@ -109,7 +109,16 @@ pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), String
     )
     .await
     .map_err(err)?;
-    run(sys, export).await?;
+    let played = run(sys, export).await;
+    // Closed, not dropped, so that a failure to fold a WAL in is told: each `.db` alone is
+    // then its system's whole store.
+    for (name, store) in opened {
+        SqliteStore::clone(&store)
+            .close()
+            .await
+            .map_err(|e| format!("closing {name}'s store: {e}"))?;
+    }
+    played?;
     println!(
         "stores in {} (check them with `acm audit verify`)",
         dir.display()

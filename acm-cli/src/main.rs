@@ -1,10 +1,11 @@
 //! The `acm` binary: `demo` plays the 14-step procedure between two in-process ACM servers;
-//! `audit` replays and inspects exported event logs.
+//! `audit` replays and inspects exported event logs; `store` backs up an ACM server's store.
 // The binary's standard output is its user interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod audit;
 mod demo;
+mod store_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,11 @@ enum Cmd {
         #[command(subcommand)]
         command: audit::AuditCmd,
     },
+    /// Look after an ACM server's SQLite store.
+    Store {
+        #[command(subcommand)]
+        command: store_cmd::StoreCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|rt| rt.block_on(demo::play(export.as_deref(), db.as_deref()))),
         Cmd::Audit { command } => audit::run(&command),
+        Cmd::Store { command } => store_cmd::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
