@@ -136,9 +136,17 @@ pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failur
     )
     .await
     .map_err(err)?;
-    run(&sys).await?;
+    let played = run(&sys).await;
     drop(sys);
-    drop(opened);
+    // Closed, not dropped, so that a failure to fold a WAL in is told: each `.db` alone is
+    // then its system's whole store.
+    for (name, store) in opened {
+        SqliteStore::clone(&store)
+            .close()
+            .await
+            .map_err(|e| err(format!("closing {name}'s store: {e}")))?;
+    }
+    played?;
     if let Some(out) = export {
         // From the stores themselves: each export carries its store's own chain.
         create_dir(out)?;

@@ -1,10 +1,12 @@
 //! The `acm` binary: `demo` plays the 14-step procedure between two in-process ACM servers;
-//! `audit` verifies, exports, replays and inspects ACM servers' logs.
+//! `audit` verifies, exports, replays and inspects ACM servers' logs; `store` backs up an
+//! ACM server's store.
 // The binary's standard output is its user interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod audit;
 mod demo;
+mod store_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +50,11 @@ enum Cmd {
     /// 0 the log verifies, 1 the log is broken (or its head is not the expected one),
     /// 2 usage error, 3 cannot open, read or write.
     Audit(audit::AuditArgs),
+    /// Look after an ACM server's SQLite store.
+    Store {
+        #[command(subcommand)]
+        command: store_cmd::StoreCmd,
+    },
 }
 
 /// How a command failed; each kind has its exit code (docs/audit.md).
@@ -102,6 +109,7 @@ fn main() -> ExitCode {
                 .and_then(|rt| rt.block_on(demo::play(export.as_deref(), db.as_deref())))
         }),
         Cmd::Audit(args) => audit::run(&args),
+        Cmd::Store { command } => store_cmd::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use acm_core::store::StoreError;
 
-/// Why [`SqliteStore::open`](crate::SqliteStore::open) refused a path. In every case nothing
-/// was written to the file.
+/// Why [`SqliteStore::open`](crate::SqliteStore::open) (or [`verify_file`](crate::verify_file))
+/// refused a path. In every case nothing was written to the file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// The directory the file would live in does not exist.
     #[error("{path}: the directory does not exist")]
@@ -51,6 +52,19 @@ pub enum OpenError {
         /// The newest schema version this build knows.
         supported: i32,
     },
+    /// The file says it is an acm store, but its schema version is one no acm build writes:
+    /// negative, or 0 with tables in it (acm sets the version in the transaction that creates
+    /// its tables). Something other than acm changed `PRAGMA user_version`.
+    #[error(
+        "{path}: an acm store marked with schema version {user_version}, which no acm build \
+         writes (the file was altered or damaged)"
+    )]
+    UnknownSchema {
+        /// The path asked for.
+        path: PathBuf,
+        /// `PRAGMA user_version` of the file.
+        user_version: i32,
+    },
     /// Another store (in this or another process) has the file open.
     #[error("{path}: the store is open elsewhere (one writer per store)")]
     Locked {
@@ -89,6 +103,7 @@ pub enum OpenError {
 /// What went wrong below the event store contract; carried by [`StoreError::Backend`] and
 /// recovered with `downcast_ref::<BackendError>()`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendError {
     /// `SQLite` failed (shared: one failed transaction fails every append batched into it).
     #[error("sqlite: {0}")]
@@ -135,6 +150,11 @@ pub enum BackendError {
     /// The store's writer or readers have stopped.
     #[error("the store is closed")]
     Closed,
+    /// The store closed with every commit durable, but another connection (an auditor's or a
+    /// backup's read, in another process) still read from the `-wal` file, so part of the log
+    /// stays there; the next open of the store folds it into the database file.
+    #[error("the store closed, but a reader kept part of the log in the -wal file")]
+    CheckpointBlocked,
 }
 
 impl From<rusqlite::Error> for BackendError {

@@ -33,7 +33,9 @@ pub enum ExportFileError {
 }
 
 /// Exports the store at `path` to `out`, read-only and in one read transaction, so it is safe
-/// beside a running server and the export is one consistent snapshot. Each line carries the
+/// beside a running server, the export is one consistent snapshot, and nothing is left beside
+/// the file (as for [`verify_file`](crate::verify_file)). The export is built in memory
+/// before it is written. Each line carries the
 /// row's stored link; the trailer carries the store's recorded chain head, so a verifier of
 /// the export finds what [`verify_file`](crate::verify_file) would find in the store.
 ///
@@ -56,12 +58,20 @@ pub fn export_file(
     path: impl AsRef<Path>,
     out: impl Write,
 ) -> Result<ExportSummary, ExportFileError> {
-    let path = crate::open::absolute(path.as_ref());
-    let conn = crate::store::open_for_audit(&path)?;
-    conn.execute_batch("BEGIN").map_err(sqlite)?;
-    let result = write_rows(&conn, out);
-    let _ = conn.execute_batch("COMMIT");
-    result
+    // The read may be done again (a server opened the store during it), so each attempt
+    // writes into its own buffer and only the one that stands goes out.
+    let (buf, summary) = crate::readonly::read(path.as_ref(), |conn| {
+        conn.execute_batch("BEGIN").map_err(sqlite)?;
+        let mut buf = Vec::new();
+        let result = write_rows(conn, &mut buf);
+        let _ = conn.execute_batch("COMMIT");
+        result.map(|summary| (buf, summary))
+    })?;
+    let mut out = out;
+    out.write_all(&buf)
+        .and_then(|()| out.flush())
+        .map_err(ExportError::from)?;
+    Ok(summary)
 }
 
 fn write_rows(conn: &Connection, out: impl Write) -> Result<ExportSummary, ExportFileError> {

@@ -20,6 +20,9 @@
 //!   first position that does not verify.
 //! - **Upcasting on read** ([`Upcasters`]): payloads stay byte-for-byte as written.
 //! - **Refuses what is not its own**: [`OpenError`] says why, and nothing is written.
+//! - **Closes whole**: [`SqliteStore::close`] folds the WAL into the database file, so the
+//!   `.db` alone holds the store; [`verify_file`] audits a store and [`backup_file`] copies
+//!   one, beside its running server, without leaving a file behind.
 //!
 //! ```
 //! use acm_core::testkit::conformance::{event, stream, TestEvent};
@@ -36,6 +39,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod backup;
 mod chain;
 mod codec;
 mod error;
@@ -44,10 +48,12 @@ mod ledger;
 mod open;
 mod projection;
 mod reader;
+mod readonly;
 mod store;
 mod upcast;
 mod writer;
 
+pub use backup::{BackupError, BackupReport, backup_file};
 pub use chain::{Break, BreakKind, ChainReport, GENESIS, Hash};
 pub use error::{BackendError, OpenError};
 pub use export::{ExportFileError, export_file};

@@ -1,6 +1,6 @@
 //! Opening a store file: refuse what is not ours before writing a byte, then migrate.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -68,16 +68,59 @@ pub(crate) fn check_path(path: &Path) -> Result<(), OpenError> {
     }
 }
 
-/// Stores open in this process, by (device, inode): a second open is refused before any file
-/// descriptor is opened on the database, because closing one would drop the POSIX locks
-/// `SQLite`'s own connections hold on it.
-static OPEN_STORES: Mutex<BTreeSet<(u64, u64)>> = Mutex::new(BTreeSet::new());
+/// A file's identity: (device, inode).
+pub(crate) type FileKey = (u64, u64);
 
-fn open_stores() -> MutexGuard<'static, BTreeSet<(u64, u64)>> {
-    OPEN_STORES.lock().unwrap_or_else(PoisonError::into_inner)
+/// This process's use of store files, by (device, inode). A second open is refused before
+/// any file descriptor is opened on the database, because closing one would drop the POSIX
+/// locks `SQLite`'s own connections hold on it. Read-only readers ([`crate::verify_file`],
+/// [`crate::backup_file`]) are counted for the same reason: none of them opens a descriptor of
+/// its own on a file that a store or another reader of this process is reading.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    stores: BTreeSet<FileKey>,
+    readers: BTreeMap<FileKey, usize>,
 }
 
-fn file_key(path: &Path) -> Result<Option<(u64, u64)>, OpenError> {
+impl Registry {
+    /// Whether a store of this process has the file open.
+    pub(crate) fn has_store(&self, key: FileKey) -> bool {
+        self.stores.contains(&key)
+    }
+
+    /// Whether a store or a read-only reader of this process has `SQLite` connections on the
+    /// file.
+    pub(crate) fn in_use(&self, key: FileKey) -> bool {
+        self.has_store(key) || self.readers.contains_key(&key)
+    }
+
+    /// Counts a read-only reader in.
+    pub(crate) fn enter(&mut self, key: FileKey) {
+        *self.readers.entry(key).or_default() += 1;
+    }
+
+    /// Counts a read-only reader out; whether the file is then unused by this process.
+    pub(crate) fn leave(&mut self, key: FileKey) -> bool {
+        if let Some(n) = self.readers.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.readers.remove(&key);
+            }
+        }
+        !self.in_use(key)
+    }
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    stores: BTreeSet::new(),
+    readers: BTreeMap::new(),
+});
+
+pub(crate) fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn file_key(path: &Path) -> Result<Option<FileKey>, OpenError> {
     match std::fs::metadata(path) {
         Ok(m) => Ok(Some((m.dev(), m.ino()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -93,18 +136,18 @@ fn file_key(path: &Path) -> Result<Option<(u64, u64)>, OpenError> {
 #[derive(Debug)]
 pub(crate) struct StoreLock {
     _file: File,
-    key: (u64, u64),
+    key: FileKey,
 }
 
 impl Drop for StoreLock {
     fn drop(&mut self) {
-        open_stores().remove(&self.key);
+        registry().stores.remove(&self.key);
     }
 }
 
 /// Takes the lock, creating the file when it does not exist yet (an empty file is a new
 /// database to `SQLite`).
-fn lock(path: &Path, stores: &mut BTreeSet<(u64, u64)>) -> Result<StoreLock, OpenError> {
+fn lock(path: &Path, registry: &mut Registry) -> Result<StoreLock, OpenError> {
     let io = |source| OpenError::Io {
         path: path.to_owned(),
         source,
@@ -127,13 +170,13 @@ fn lock(path: &Path, stores: &mut BTreeSet<(u64, u64)>) -> Result<StoreLock, Ope
     }
     let m = file.metadata().map_err(io)?;
     let key = (m.dev(), m.ino());
-    stores.insert(key);
+    registry.stores.insert(key);
     Ok(StoreLock { _file: file, key })
 }
 
 /// The first 100 bytes of a `SQLite` file, read without `SQLite`: a foreign file is refused
 /// before any connection could roll back its journal or checkpoint its WAL.
-fn check_header(path: &Path) -> Result<(), OpenError> {
+pub(crate) fn check_header(path: &Path) -> Result<(), OpenError> {
     let io = |source| OpenError::Io {
         path: path.to_owned(),
         source,
@@ -166,8 +209,8 @@ fn check_header(path: &Path) -> Result<(), OpenError> {
         i32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
     };
     let (schema_cookie, user_version, application_id) = (be(40), be(60), be(68));
-    let empty = application_id == 0 && user_version == 0 && schema_cookie == 0;
-    judge(path, application_id, user_version, empty).map(drop)
+    // The schema cookie counts schema changes: 0 means no table was ever created.
+    judge(path, application_id, user_version, schema_cookie != 0).map(drop)
 }
 
 /// Accepts an empty database or an acm store of a schema this build knows.
@@ -175,8 +218,9 @@ fn judge(
     path: &Path,
     application_id: i32,
     user_version: i32,
-    empty: bool,
+    has_schema: bool,
 ) -> Result<i32, OpenError> {
+    let empty = application_id == 0 && user_version == 0 && !has_schema;
     if !empty && application_id != APPLICATION_ID {
         return Err(OpenError::NotAnAcmStore {
             path: path.to_owned(),
@@ -191,6 +235,15 @@ fn judge(
             supported: SCHEMA_VERSION,
         });
     }
+    // Every acm build sets the version with the tables, in one transaction: tables without a
+    // version, or a negative one, were written by something else, and migrating would either
+    // fail on the tables that exist or build on ones it does not know.
+    if user_version < 0 || (user_version == 0 && has_schema) {
+        return Err(OpenError::UnknownSchema {
+            path: path.to_owned(),
+            user_version,
+        });
+    }
     Ok(user_version)
 }
 
@@ -200,15 +253,15 @@ fn judge(
 /// migrations.
 pub(crate) fn open_writer(path: &Path) -> Result<(Connection, StoreLock), OpenError> {
     let err = sqlite(path);
-    let mut stores = open_stores();
-    if file_key(path)?.is_some_and(|key| stores.contains(&key)) {
+    let mut registry = registry();
+    if file_key(path)?.is_some_and(|key| registry.has_store(key)) {
         return Err(OpenError::Locked {
             path: path.to_owned(),
         });
     }
     check_header(path)?;
-    let lock = lock(path, &mut stores)?;
-    drop(stores);
+    let lock = lock(path, &mut registry)?;
+    drop(registry);
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -256,12 +309,7 @@ pub(crate) fn inspect(conn: &Connection, path: &Path) -> Result<i32, OpenError> 
     let objects: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
         .map_err(&err)?;
-    judge(
-        path,
-        application_id,
-        user_version,
-        application_id == 0 && user_version == 0 && objects == 0,
-    )
+    judge(path, application_id, user_version, objects != 0)
 }
 
 fn migrate(conn: &Connection, from: i32) -> rusqlite::Result<()> {

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
@@ -27,7 +27,7 @@ use crate::error::{BackendError, OpenError, sqlite};
 use crate::projection::{AcmProjection, Projection};
 use crate::reader::Readers;
 use crate::upcast::Upcasters;
-use crate::writer::{AppendJob, Job, OutboxRow, Published, Writer};
+use crate::writer::{AppendJob, Job, Msg, OutboxRow, Published, Writer};
 
 const READ_ALL: &str = include_str!("store/read_all.sql");
 const READ_STREAM: &str = include_str!("store/read_stream.sql");
@@ -98,23 +98,24 @@ impl SqliteOptions<Event> {
 
 struct Inner<E> {
     path: PathBuf,
-    writer: Option<mpsc::Sender<Job<E>>>,
+    writer: Option<mpsc::Sender<Msg<E>>>,
+    // The writer thread also holds the one-writer lock, until its connection is closed.
     writer_thread: Option<JoinHandle<()>>,
-    readers: Readers,
+    readers: Arc<Readers>,
     codec: Arc<Codec<E>>,
     published: Arc<Published>,
     projected: bool,
-    // Held for the store's lifetime: the one-writer lock.
-    _lock: crate::open::StoreLock,
 }
 
 impl<E> Drop for Inner<E> {
     fn drop(&mut self) {
-        // The writer finishes the batch in hand, then sees the channel closed.
+        // The writer commits what is queued, sees the channel closed, and shuts the store down
+        // as `close` does; a failure there is only logged.
         self.writer.take();
         if let Some(t) = self.writer_thread.take() {
             let _ = t.join();
         }
+        // Already done by the writer, unless its thread panicked.
         self.readers.stop();
     }
 }
@@ -189,6 +190,7 @@ impl<E: DomainEvent> SqliteStore<E> {
             head: watch::channel(0).0,
             transactions: AtomicU64::new(0),
             jobs: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
         });
         let mut writer = Writer::new(
             conn,
@@ -202,11 +204,12 @@ impl<E: DomainEvent> SqliteStore<E> {
             path: path.clone(),
             source,
         })?;
-        let readers = Readers::start(&path, options.readers).map_err(as_open_error)?;
+        let readers = Arc::new(Readers::start(&path, options.readers).map_err(as_open_error)?);
         let (tx, rx) = mpsc::channel();
+        let stopping = readers.clone();
         let writer_thread = std::thread::Builder::new()
             .name("acm-sqlite-writer".to_owned())
-            .spawn(move || writer.run(&rx))
+            .spawn(move || writer.run(&rx, &stopping, lock))
             .map_err(spawn_error(&path))?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -217,7 +220,6 @@ impl<E: DomainEvent> SqliteStore<E> {
                 codec,
                 published,
                 projected,
-                _lock: lock,
             }),
         })
     }
@@ -244,8 +246,51 @@ impl<E: DomainEvent> SqliteStore<E> {
         self.inner
             .writer
             .as_ref()
-            .and_then(|w| w.send(job).ok())
+            .and_then(|w| w.send(Msg::Job(job)).ok())
             .ok_or_else(|| BackendError::Closed.into())
+    }
+
+    /// Closes the store, for every handle of it: the writer commits every job queued before
+    /// the close (each caller gets its result), the readers finish their queued reads and close
+    /// their connections, then the writer folds the WAL into the database file
+    /// (`PRAGMA wal_checkpoint(TRUNCATE)`) and closes its connection, which deletes the `-wal`
+    /// and `-shm` files, and the one-writer lock is released: the `.db` file alone then holds
+    /// the whole store, and the path can be opened again.
+    ///
+    /// Afterwards every operation of every handle (clones included) fails with
+    /// [`BackendError::Closed`], and subscriptions end. Closing a store already closed is
+    /// `Ok`. Dropping the last handle does the same, without telling how it went.
+    ///
+    /// # Errors
+    ///
+    /// [`BackendError::CheckpointBlocked`] when a reader of another process (an auditor, a
+    /// backup) kept reading from the `-wal` for longer than two seconds: every commit is durable
+    /// all the same, part of it in the `-wal`, which the next open folds in.
+    /// [`BackendError::Sqlite`] when the checkpoint or the close failed.
+    pub async fn close(self) -> Result<(), StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .inner
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.send(Msg::Close(reply)).is_ok());
+        let result = if sent {
+            rx.await.unwrap_or_else(|_| self.closed_already())
+        } else {
+            self.closed_already()
+        };
+        // The last handle joins the writer thread, which has answered and is ending.
+        drop(self);
+        result
+    }
+
+    fn closed_already(&self) -> Result<(), StoreError> {
+        if self.inner.published.closed.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            // The writer thread ended without shutting down: it panicked.
+            Err(BackendError::Closed.into())
+        }
     }
 
     /// Queues the read of a page of the log now; the future yields it.
@@ -266,7 +311,8 @@ impl<E: DomainEvent> SqliteStore<E> {
     }
 
     /// Every event after `after`, then each event as it commits: a catch-up subscription.
-    /// The stream ends only when the store's writer stops; it holds the store open.
+    /// The stream ends only when the store is closed ([`SqliteStore::close`]); it holds a
+    /// handle of the store, so the store is not dropped while it lives.
     pub fn subscribe(&self, after: GlobalPosition) -> EventStream<'static, E> {
         struct State<E> {
             store: SqliteStore<E>,
@@ -287,6 +333,10 @@ impl<E: DomainEvent> SqliteStore<E> {
             loop {
                 // Seen before reading, so a commit after the read still wakes us.
                 let head = *s.changed.borrow_and_update();
+                // Checked after taking the head: the close sets `closed`, then wakes us.
+                if s.store.inner.published.closed.load(Ordering::Acquire) {
+                    return None;
+                }
                 if head > s.after.0 {
                     match s.store.read_page_all(s.after, PAGE_ALL).await {
                         Ok(page) if !page.is_empty() => {
@@ -589,7 +639,9 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
 
 /// Verifies the hash chain of the store file at `path` on a read-only connection of its own:
 /// no lock is taken and nothing is written, so an auditor may run it beside a live server
-/// (it checks the committed snapshot it starts from).
+/// (it checks the committed snapshot it starts from). The directory is left as it was: a
+/// closed store is read from its file alone, and a `-shm` the read had to create beside a
+/// `-wal` is deleted again (see `docs/storage.md`).
 ///
 /// ```
 /// # futures_executor::block_on(async {
@@ -605,34 +657,12 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
 /// # });
 /// ```
 pub fn verify_file(path: impl AsRef<Path>) -> Result<ChainReport, OpenError> {
-    let path = crate::open::absolute(path.as_ref());
-    let conn = open_for_audit(&path)?;
-    verify(&conn).map_err(|source| OpenError::Unreadable { path, source })
-}
-
-/// A read-only connection to the acm store at `path`, for the audit tools: no lock, no
-/// writes, refused unless the file is an acm store.
-pub(crate) fn open_for_audit(path: &Path) -> Result<Connection, OpenError> {
-    let path = path.to_owned();
-    if !path.is_file() {
-        return Err(OpenError::Io {
-            path: path.clone(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        });
-    }
-    let conn = crate::open::open_reader(&path).map_err(|source| OpenError::Sqlite {
-        path: path.clone(),
-        source,
-    })?;
-    if crate::open::inspect(&conn, &path)? == 0 {
-        // An empty database: nothing of acm's in it.
-        return Err(OpenError::NotAnAcmStore {
-            path,
-            application_id: 0,
-            user_version: 0,
-        });
-    }
-    Ok(conn)
+    crate::readonly::read(path.as_ref(), |conn| {
+        verify(conn).map_err(|source| OpenError::Unreadable {
+            path: crate::open::absolute(path.as_ref()),
+            source,
+        })
+    })
 }
 
 /// Walks the log in one read transaction, recomputing every link.

@@ -4,7 +4,7 @@
 //! append is rolled back alone and its caller gets its own typed error.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,9 @@ use tokio::sync::{oneshot, watch};
 use crate::chain::{self, Fields, Hash};
 use crate::codec::{Codec, actor_columns};
 use crate::error::BackendError;
+use crate::open::StoreLock;
 use crate::projection::{Appending, History, Projection, RowChange};
+use crate::reader::Readers;
 
 const INSERT_EVENT: &str = include_str!("writer/insert_event.sql");
 const PENDING_ADD: &str = include_str!("writer/pending_add.sql");
@@ -44,6 +46,10 @@ const GATHER: Duration = Duration::from_micros(300);
 /// Stream versions kept before the cache starts over (a miss costs one indexed lookup).
 const MAX_CACHED_VERSIONS: usize = 1 << 20;
 
+/// Longest wait, when the store closes, for readers of other processes (an auditor, a backup)
+/// to leave the `-wal` so that it can be folded into the database file.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// A message owed to a partner, claimed from the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxRow {
@@ -69,6 +75,16 @@ pub(crate) struct AppendJob<E> {
     pub reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
+/// Where the outcome of a close goes.
+pub(crate) type CloseReply = oneshot::Sender<Result<(), StoreError>>;
+
+/// What the store sends its writer thread.
+pub(crate) enum Msg<E> {
+    Job(Job<E>),
+    /// Commit every job queued before this one, then shut the store down.
+    Close(CloseReply),
+}
+
 pub(crate) enum Job<E> {
     Append(AppendJob<E>),
     Claim {
@@ -92,6 +108,8 @@ pub(crate) struct Published {
     /// Transactions committed, and the jobs they held (group commit's batch sizes).
     pub transactions: AtomicU64,
     pub jobs: AtomicU64,
+    /// Set when the writer has shut down (subscriptions end).
+    pub closed: AtomicBool,
 }
 
 /// A job's outcome, sent once its transaction is committed (or failed).
@@ -362,15 +380,60 @@ impl<E: DomainEvent> Writer<E> {
         Ok(())
     }
 
-    /// Runs until every sender is dropped.
-    pub(crate) fn run(mut self, jobs: &mpsc::Receiver<Job<E>>) {
+    /// Serves until every sender is dropped or a close is asked for, then shuts the store's
+    /// connections down: the readers' first, so that the writer's is the last connection to
+    /// the file and its close can fold the WAL into the database file and delete it (a
+    /// connection that closes while another one of this process holds the file keeps the WAL).
+    /// `lock` is released once every connection is closed.
+    pub(crate) fn run(mut self, jobs: &mpsc::Receiver<Msg<E>>, readers: &Readers, lock: StoreLock) {
+        let close = self.serve(jobs);
+        readers.stop();
+        let published = self.published.clone();
+        let result = self.close();
+        drop(lock);
+        published.closed.store(true, Ordering::Release);
+        // Wakes every subscription, which then sees `closed`.
+        published.head.send_modify(|_| {});
+        // What was queued after the close is not run: a later close is told how it went, the
+        // other jobs' callers get `Closed` when their reply is dropped.
+        while let Ok(msg) = jobs.try_recv() {
+            if let Msg::Close(reply) = msg {
+                let outcome = result
+                    .as_ref()
+                    .map_err(|_| StoreError::from(BackendError::Closed));
+                drop(reply.send(outcome.copied()));
+            }
+        }
+        match close {
+            Some(reply) => drop(reply.send(result)),
+            None => {
+                if let Err(error) = result {
+                    tracing::warn!(%error, "closing the acm store");
+                }
+            }
+        }
+        tracing::debug!("acm store writer stopped");
+    }
+
+    /// Commits batches until every sender is dropped (`None`) or a close is asked for (its
+    /// reply, once every job queued before it is committed).
+    fn serve(&mut self, jobs: &mpsc::Receiver<Msg<E>>) -> Option<CloseReply> {
+        fn take<E>(msg: Msg<E>, batch: &mut Vec<Job<E>>) -> Option<CloseReply> {
+            match msg {
+                Msg::Job(job) => {
+                    batch.push(job);
+                    None
+                }
+                Msg::Close(reply) => Some(reply),
+            }
+        }
         let mut batch = Vec::with_capacity(self.max_batch);
         let mut last = 1;
-        while let Ok(first) = jobs.recv() {
-            batch.push(first);
-            while batch.len() < self.max_batch {
+        loop {
+            let mut close = take(jobs.recv().ok()?, &mut batch);
+            while close.is_none() && batch.len() < self.max_batch {
                 match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(msg) => close = take(msg, &mut batch),
                     Err(_) => break,
                 }
             }
@@ -378,20 +441,42 @@ impl<E: DomainEvent> Writer<E> {
             // appends: without a moment's wait each transaction would hold about half of them
             // (measured: 4 of 8 concurrent appenders per commit, 8 with the wait).
             let want = last.min(self.max_batch);
-            if batch.len() < want {
+            if close.is_none() && batch.len() < want {
                 let deadline = Instant::now() + GATHER;
-                while batch.len() < want {
+                while close.is_none() && batch.len() < want {
                     let left = deadline.saturating_duration_since(Instant::now());
                     match jobs.recv_timeout(left) {
-                        Ok(job) => batch.push(job),
+                        Ok(msg) => close = take(msg, &mut batch),
                         Err(_) => break,
                     }
                 }
             }
-            last = batch.len();
-            self.commit(&mut batch);
+            if !batch.is_empty() {
+                last = batch.len();
+                self.commit(&mut batch);
+            }
+            if close.is_some() {
+                return close;
+            }
         }
-        tracing::debug!("acm store writer stopped");
+    }
+
+    /// Folds the WAL into the database file (`TRUNCATE`: the `-wal` is left empty even if the
+    /// close cannot delete it) and closes the connection, which deletes the `-wal` and `-shm`
+    /// when no other connection has the file open.
+    fn close(self) -> Result<(), StoreError> {
+        let _ = self.conn.busy_timeout(CLOSE_WAIT);
+        let checkpoint = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        let closed = self.conn.close().map_err(|(_, e)| crate::error::sqlite(e));
+        match checkpoint {
+            Err(e) => Err(crate::error::sqlite(e)),
+            Ok(busy) if busy != 0 => Err(BackendError::CheckpointBlocked.into()),
+            Ok(_) => closed,
+        }
     }
 
     fn commit(&mut self, batch: &mut Vec<Job<E>>) {

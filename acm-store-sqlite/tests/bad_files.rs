@@ -233,6 +233,29 @@ fn a_newer_schema_is_refused() {
     }
 }
 
+/// An acm store whose `user_version` no acm build writes — negative, or 0 beside the acm
+/// tables (acm sets it in the transaction that creates them) — gets `UnknownSchema` naming the
+/// version, not a migration that fails on the tables already there.
+#[test]
+fn a_schema_version_no_acm_build_writes_is_refused() {
+    for user_version in [-1, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_in(&dir);
+        store_with(&path, 2);
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", user_version)
+            .unwrap();
+        match refused(&path) {
+            OpenError::UnknownSchema {
+                path: p,
+                user_version: found,
+            } => assert_eq!((p, found), (path.clone(), user_version)),
+            other => panic!("user_version {user_version}: expected UnknownSchema, got {other:?}"),
+        }
+    }
+}
+
 /// A connection that leaves what it wrote in the `-wal` when it closes: the files are then as
 /// a program leaves them when it is killed, or loses power, before it checkpoints.
 fn without_checkpoint(path: &Path) -> Connection {
