@@ -163,3 +163,53 @@ fn what_was_done_to_a_store_shows_in_its_export() {
         }
     );
 }
+
+/// Every file of `dir`, name to bytes.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_export_is_read_only_for_a_closed_store_and_beside_an_open_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = on_sqlite(dir.path());
+    futures_executor::block_on(play(&sqlite));
+    let a = dir.path().join("mc-a.example.db");
+
+    // Beside the open store: its commits are there, no file is added or removed.
+    let names = |d: &Path| {
+        let mut n: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        n.sort();
+        n
+    };
+    let before = names(dir.path());
+    let open = verify_export(export_of(&a).as_bytes()).unwrap();
+    assert!(open.is_intact());
+    assert_eq!(open.events, 6);
+    assert_eq!(names(dir.path()), before);
+
+    // Closed: the directory is byte for byte as it was, and the export is the same.
+    let TwoSystems {
+        a: sys_a, b: sys_b, ..
+    } = sqlite;
+    drop(sys_b);
+    let store = sys_a.store.clone();
+    drop(sys_a);
+    futures_executor::block_on(SqliteStore::clone(&store).close()).unwrap();
+    let before = snapshot(dir.path());
+    let closed = verify_export(export_of(&a).as_bytes()).unwrap();
+    assert_eq!(snapshot(dir.path()), before);
+    assert_eq!((closed.events, closed.head), (open.events, open.head));
+}

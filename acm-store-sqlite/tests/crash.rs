@@ -315,6 +315,16 @@ fn run_and_kill(path: &Path, delay: Duration, early: bool) -> Killed {
                 Err(_) => break,
             }
         }
+        // The kill comes `delay` after the first acknowledgement, not after READY: on two
+        // loaded cores a first commit can take longer than the shortest delay, and a round
+        // that killed the child before it appended anything would prove nothing.
+        while ready && !early_lines.iter().any(|l| parse_ack(l).is_some()) {
+            let left = wait_until.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => early_lines.push(line),
+                Err(_) => break,
+            }
+        }
         if ready {
             std::thread::sleep(delay);
         }
