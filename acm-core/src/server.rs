@@ -302,6 +302,8 @@ impl Inner {
         // Only what the projections need of the old state survives the fold.
         let before = Users::from(old.pending_for());
         let was = ttl.and_then(|ttl| old.expires_at(ttl));
+        // A state records a received message once and keeps it: only a new one is indexed.
+        let known = received_messages(&old).count();
         entry.state = f(old);
         entry.version = version;
         let new = &entry.state;
@@ -334,7 +336,7 @@ impl Inner {
         } else {
             self.acceptances.remove(&id);
         }
-        for message_id in received_messages(new) {
+        for message_id in received_messages(new).skip(known) {
             self.inbox.insert(message_id, id);
         }
         let is = ttl.and_then(|ttl| new.expires_at(ttl));
@@ -361,6 +363,27 @@ fn received_messages(state: &RequestState) -> impl Iterator<Item = MessageId> {
 }
 
 static EMPTY: RequestState = RequestState::Empty;
+
+/// What a request held for its user when a download listed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    /// A partner request for a recipient.
+    Request,
+    /// For the requester: a response, a withdrawal's outcome.
+    Primary { response: bool, outcome: bool },
+}
+
+impl Due {
+    fn of(state: &RequestState) -> Self {
+        match state {
+            RequestState::Primary(p) => Self::Primary {
+                response: p.response_pending(),
+                outcome: p.withdrawal_outcome_pending(),
+            },
+            _ => Self::Request,
+        }
+    }
+}
 
 /// A copy of a short list of users that allocates only for two or more (alias targets).
 enum Users {
@@ -682,16 +705,16 @@ impl AcmServer {
         let actor = Actor::User(user.clone());
         let mut items = Vec::with_capacity(ids.len());
         for id in ids {
-            let Some(before) = self.state(id) else {
+            let Some(before) = self.lock().requests.get(&id).map(|e| Due::of(&e.state)) else {
                 continue;
             };
-            let command = if matches!(before, RequestState::Partner(_)) {
+            let command = if before == Due::Request {
                 Command::Deliver { to: user.clone() }
             } else {
                 Command::DeliverResponse { to: user.clone() }
             };
             match self.execute(id, &command, &actor, None).await {
-                Ok(_) => items.extend(self.delivered_items(&before, id, user)),
+                Ok(_) => items.extend(self.delivered_items(before, id, user)),
                 // Answered, withdrawn or expired since the list was read: no longer pending.
                 Err(ServiceError::Domain(error)) => {
                     tracing::debug!(%id, %error, "pending item went away during download");
@@ -700,7 +723,7 @@ impl AcmServer {
                     // What is recorded as delivered goes to the client (the failed write may
                     // have landed: `execute` re-read the stream); the rest stays pending for
                     // the next download.
-                    items.extend(self.delivered_items(&before, id, user));
+                    items.extend(self.delivered_items(before, id, user));
                     if items.is_empty() {
                         return Err(error);
                     }
@@ -715,36 +738,30 @@ impl AcmServer {
         })
     }
 
-    /// The items of `id` that were pending for `user` in `before` and whose delivery is
+    /// The items of `id` that were pending for `user` (`before`) and whose delivery is
     /// recorded now.
-    fn delivered_items(
-        &self,
-        before: &RequestState,
-        id: RequestId,
-        user: &McServiceId,
-    ) -> Vec<PendingItem> {
+    fn delivered_items(&self, before: Due, id: RequestId, user: &McServiceId) -> Vec<PendingItem> {
+        let inner = self.lock();
         let mut items = Vec::new();
-        match (before, self.state(id)) {
-            (_, Some(RequestState::Partner(p))) if p.delivered_to.contains(user) => {
+        match (before, inner.requests.get(&id).map(|e| &e.state)) {
+            (Due::Request, Some(RequestState::Partner(p))) if p.delivered_to.contains(user) => {
                 items.push(PendingItem::Request {
-                    request: p.request,
-                    from: p.from,
+                    request: p.request.clone(),
+                    from: p.from.clone(),
                     stored_at: p.stored_at,
                 });
             }
-            (RequestState::Primary(was), Some(RequestState::Primary(p))) => {
-                if was.withdrawal_outcome_pending() && p.withdrawal_outcome_delivered {
+            (Due::Primary { response, outcome }, Some(RequestState::Primary(p))) => {
+                if outcome && p.withdrawal_outcome_delivered {
                     items.push(PendingItem::WithdrawalOutcome {
                         request: p.request.clone(),
                         withdrawn: matches!(p.withdrawal, Withdrawal::Withdrawn(_)),
                     });
                 }
-                if let (true, true, Some((_, response))) =
-                    (was.response_pending(), p.response_delivered, p.response)
-                {
+                if let (true, true, Some((_, r))) = (response, p.response_delivered, &p.response) {
                     items.push(PendingItem::Response {
-                        request: p.request,
-                        response,
+                        request: p.request.clone(),
+                        response: r.clone(),
                     });
                 }
             }
