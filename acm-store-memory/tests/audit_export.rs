@@ -327,6 +327,30 @@ fn missing_reordered_repeated_and_cut_lines_are_named() {
 }
 
 #[test]
+fn bytes_that_are_not_utf8_are_an_edit_and_line_endings_do_not_matter() {
+    let (a, _, _) = played();
+    let text = export(&a);
+    let lines = lines(&text);
+    let mut bytes = joined(&lines).into_bytes();
+    let at = text.find(&lines[2]).unwrap() + 10;
+    bytes[at] = 0xFF;
+    let report = verify_export(&bytes[..]).unwrap();
+    match report.broken {
+        Some(LineBreak {
+            line: 3,
+            kind: LineBreakKind::Malformed { detail },
+        }) => assert!(detail.contains("not UTF-8"), "{detail}"),
+        other => panic!("expected line 3 malformed, got {other:?}"),
+    }
+    assert_eq!(report.events, 1, "the line before it verifies");
+    // A copy whose line endings were converted to CRLF still holds the same events.
+    let crlf = text.replace('\n', "\r\n");
+    let report = verify_export(crlf.as_bytes()).unwrap();
+    assert!(report.is_intact(), "{:?}", report.broken);
+    assert_eq!(report.events, a.len() as u64);
+}
+
+#[test]
 fn what_is_not_an_export_is_named_at_line_one() {
     let (a, _, _) = played();
     let lines = lines(&export(&a));

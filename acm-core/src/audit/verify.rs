@@ -209,17 +209,21 @@ pub fn scan_export<R: BufRead>(
     mut each: impl FnMut(Envelope<Event>),
 ) -> Result<ExportReport, std::io::Error> {
     let mut scan = Scan::default();
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     let mut line_no = 0usize;
     loop {
         buf.clear();
-        if input.read_line(&mut buf)? == 0 {
+        if input.read_until(b'\n', &mut buf)? == 0 {
             break;
         }
         line_no += 1;
-        let complete = buf.ends_with('\n');
-        let text = buf.trim_end_matches(['\n', '\r']);
-        let step = scan.line(text, complete, &mut each);
+        let complete = buf.ends_with(b"\n");
+        // Bytes that are not UTF-8 are an edit like any other, not a reading failure.
+        let step = match std::str::from_utf8(&buf) {
+            Ok(text) => scan.line(text.trim_end_matches(['\n', '\r']), complete, &mut each),
+            Err(_) if scan.stage == Stage::Header => Err(LineBreakKind::NotAnExport),
+            Err(e) => Err(malformed(format_args!("not UTF-8: {e}"))),
+        };
         if let Err(kind) = step {
             // A line cut short at the end of the file is a truncation, whatever it failed.
             let kind = if complete {
@@ -267,15 +271,15 @@ fn classify_jump<R: BufRead>(
     struct Position {
         position: Option<GlobalPosition>,
     }
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     loop {
         buf.clear();
-        if input.read_line(&mut buf)? == 0 {
+        if input.read_until(b'\n', &mut buf)? == 0 {
             return Ok(missing);
         }
         if let Ok(Position {
             position: Some(found),
-        }) = serde_json::from_str(&buf)
+        }) = serde_json::from_slice(&buf)
             && found == skipped
         {
             return Ok(match missing {
