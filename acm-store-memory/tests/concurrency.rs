@@ -125,3 +125,64 @@ fn racing_downloads_leave_the_cache_equal_to_the_log() {
         assert_eq!(acm_core::audit::replay(log).unwrap(), server.states());
     });
 }
+
+/// Two partner messages with one message id for two requests, racing: the first is still
+/// inside its append when the second arrives. Only the first is stored.
+#[test]
+fn racing_messages_with_one_id_for_two_requests_store_only_one() {
+    futures_executor::block_on(async {
+        let (a, b): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
+        let directory = StaticDirectory::new(b.clone())
+            .with_partner(a.clone(), vec![a.clone()])
+            .with_user(bob(), true);
+        let store = Arc::new(Intercepted {
+            inner: Arc::new(MemoryStore::new()),
+            how: LateAcks {
+                armed: AtomicUsize::new(0),
+            },
+        });
+        let ports = Ports {
+            clock: Arc::new(ManualClock::default()),
+            ids: Arc::new(SequentialIds::new(7)),
+            outbox: None,
+            ..Ports::new(
+                Arc::new(directory),
+                InProcessNetwork::new().transport(b.clone()),
+            )
+        };
+        let server = AcmServer::open(ServerConfig::new(b), ports, store.clone())
+            .await
+            .unwrap();
+        let message_id = id("0190a000-0000-7000-8000-000000000001");
+        let message = |request_id: &str| PartnerMessage::Request {
+            message_id,
+            request: Arc::new(AcmRequest {
+                request_id: id(request_id),
+                requester: alice(),
+                requester_alias: None,
+                partner: id("mc-b.example"),
+                target: Target::User(bob()),
+                body: AcmRequestBody::provision(groups(1)),
+            }),
+        };
+        store.how.armed.store(3, Ordering::SeqCst);
+        let (first, second) = futures_util::future::join(
+            server.receive(&a, message("0190a000-0000-7000-8000-0000000000aa")),
+            server.receive(&a, message("0190a000-0000-7000-8000-0000000000bb")),
+        )
+        .await;
+        assert!(first.is_ok(), "{first:?}");
+        assert!(
+            matches!(
+                second,
+                Err(acm_core::ServiceError::Domain(
+                    acm_core::DomainError::MessageIdReused { .. }
+                ))
+            ),
+            "{second:?}"
+        );
+        let streams: std::collections::BTreeSet<_> =
+            store.inner.snapshot().iter().map(|e| e.stream_id).collect();
+        assert_eq!(streams.len(), 1, "one request stored");
+    });
+}
