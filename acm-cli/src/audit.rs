@@ -1,6 +1,7 @@
 //! `acm audit`: verify, export, replay and inspect an ACM server's log, from its SQLite store
 //! (read-only, safe beside a running server) or from a tamper-evident JSON Lines export.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
@@ -79,7 +80,15 @@ impl Form {
 
 fn form(path: &Path) -> Result<Form, Failure> {
     let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| Failure::Open(format!("{shown}: {e}")))?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Failure::Open(if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "{shown}: no such file; give an ACM server's store file (.db) or an audit export (.jsonl)"
+            )
+        } else {
+            format!("{shown}: {e}")
+        })
+    })?;
     if meta.is_dir() {
         return Err(Failure::Open(format!(
             "{shown} is a directory; give an ACM server's store file (.db) or an audit export (.jsonl)"
@@ -342,7 +351,7 @@ fn parse_head(hex: &str) -> Result<Hash, Failure> {
 
 pub fn run(args: &AuditArgs) -> Result<(), Failure> {
     let json = args.json;
-    match &args.command {
+    let result = match &args.command {
         AuditCmd::Verify {
             source,
             expect_head,
@@ -350,6 +359,18 @@ pub fn run(args: &AuditArgs) -> Result<(), Failure> {
         AuditCmd::Export { store, out } => export_cmd(store, out, json),
         AuditCmd::Replay { source } => replay_cmd(source, json),
         AuditCmd::Timeline { args } => timeline_cmd(args, json),
+    };
+    match result {
+        // With --json a failure is one JSON document on standard output too.
+        Err(failure) if json && !matches!(failure, Failure::Reported(_)) => {
+            print_json(&json!({"error": {
+                "exit_code": failure.code(),
+                "kind": failure.kind(),
+                "message": failure.message(),
+            }}))?;
+            Err(failure.reported())
+        }
+        other => other,
     }
 }
 
@@ -368,6 +389,7 @@ fn verify_cmd(source: &Path, expect_head: Option<&str>, json: bool) -> Result<()
             ));
         }
     }
+    let report = |failure: Failure| if json { failure.reported() } else { failure };
     if json {
         print_json(&verdict)?;
     } else if verdict.message.is_none() {
@@ -392,9 +414,13 @@ fn verify_cmd(source: &Path, expect_head: Option<&str>, json: bool) -> Result<()
             }
         );
     }
-    match verdict.message {
-        None => Ok(()),
-        Some(message) => Err(Failure::Broken(format!(
+    match (verdict.message, verdict.intact) {
+        (None, _) => Ok(()),
+        (Some(message), true) => Err(report(Failure::Broken(format!(
+            "{}: {message}",
+            verdict.source
+        )))),
+        (Some(message), false) => Err(report(Failure::Broken(format!(
             "{}: {message}; {} before it verify",
             verdict.source,
             plural(
@@ -402,7 +428,7 @@ fn verify_cmd(source: &Path, expect_head: Option<&str>, json: bool) -> Result<()
                 "event",
                 "events"
             )
-        ))),
+        )))),
     }
 }
 
@@ -421,14 +447,22 @@ fn export_cmd(store: &Path, out: &Path, json: bool) -> Result<(), Failure> {
         .create_new(true)
         .open(out)
         .map_err(|e| {
-            Failure::Open(format!(
-                "{}: {e} (an export is never overwritten)",
-                out.display()
-            ))
+            Failure::Open(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                format!(
+                    "{} exists already; an export is never overwritten: give a new file",
+                    out.display()
+                )
+            } else {
+                format!("{}: {e}", out.display())
+            })
         })?;
     let summary = acm_store_sqlite::export_file(store, BufWriter::new(file)).map_err(|e| {
         let _ = std::fs::remove_file(out);
-        Failure::Open(format!("{}: {e}", store.display()))
+        Failure::Open(format!(
+            "{}: {e}; `acm audit verify {}` names the first break",
+            store.display(),
+            store.display()
+        ))
     })?;
     if json {
         print_json(&json!({
@@ -516,7 +550,6 @@ fn timeline_cmd(args: &[String], json: bool) -> Result<(), Failure> {
 
 fn print_timeline(request: RequestId, entries: &[TimelineEntry]) {
     let mut systems: Vec<String> = entries.iter().map(|e| e.system.to_string()).collect();
-    systems.dedup();
     systems.sort();
     systems.dedup();
     println!(
@@ -524,28 +557,58 @@ fn print_timeline(request: RequestId, entries: &[TimelineEntry]) {
         plural(entries.len(), "event", "events"),
         systems.join(" and ")
     );
-    println!(
-        "{:<14} {:<10} {:<5} {:<24} {:<26} {:<28} {:<26} WHAT",
-        "SYSTEM", "STEP", "POS", "TIME", "ACTOR", "EVENT", "CAUSED BY"
-    );
-    for e in entries {
-        let cause = e.caused_by.as_ref().map_or_else(
-            || "-".to_string(),
-            |c| match (&c.system, c.step) {
-                (Some(system), Some(step)) => format!("{system} step {step}"),
-                _ => format!("message {}", c.message_id),
-            },
-        );
-        println!(
-            "{:<14} {:<10} {:<5} {:<24} {:<26} {:<28} {:<26} {}",
-            e.system.to_string(),
-            e.step.to_string(),
-            e.position.to_string(),
-            e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-            e.actor.to_string(),
-            e.event_type,
-            cause,
-            e.summary
-        );
+    let rows: Vec<[String; 7]> = entries
+        .iter()
+        .map(|e| {
+            let cause = e.caused_by.as_ref().map_or_else(
+                || "-".to_string(),
+                |c| match (&c.system, c.step) {
+                    (Some(system), Some(step)) => format!("{system} step {step}"),
+                    _ => format!("message {}", c.message_id),
+                },
+            );
+            [
+                e.system.to_string(),
+                e.step.to_string(),
+                e.position.to_string(),
+                e.recorded_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                e.actor.to_string(),
+                e.event_type.clone(),
+                cause,
+            ]
+        })
+        .collect();
+    let header = [
+        "SYSTEM",
+        "STEP",
+        "POS",
+        "TIME",
+        "ACTOR",
+        "EVENT",
+        "CAUSED BY",
+    ];
+    // Each column as wide as its widest cell, so nothing runs into the next.
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[&str], last: &str| {
+        let mut out = String::new();
+        for (cell, width) in cells.iter().zip(&widths) {
+            let _ = write!(out, "{cell:<width$}  ");
+        }
+        out.push_str(last);
+        out
+    };
+    println!("{}", line(&header, "WHAT"));
+    for (row, e) in rows.iter().zip(entries) {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        println!("{}", line(&cells, &e.summary));
     }
 }

@@ -85,17 +85,26 @@ pub fn check(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failure> {
     let planned = [(export, "jsonl"), (db, "db")];
     for (dir, extension) in planned {
         let Some(dir) = dir else { continue };
-        if dir.exists() && !dir.is_dir() {
+        // The directory, or the nearest of its ancestors that exists (the demo creates the
+        // rest), must be a directory.
+        let existing = dir
+            .ancestors()
+            .find(|a| a.as_os_str().is_empty() || a.exists())
+            .filter(|a| !a.as_os_str().is_empty());
+        if let Some(existing) = existing
+            && !existing.is_dir()
+        {
             return Err(Failure::Usage(format!(
-                "{}: not a directory; give the demo a directory to write into",
-                dir.display()
+                "{}: {} is not a directory; give the demo a directory to write into",
+                dir.display(),
+                existing.display()
             )));
         }
         for name in SYSTEMS {
             let path = dir.join(format!("{name}.{extension}"));
             if path.exists() {
-                return Err(Failure::Usage(format!(
-                    "{}: exists already; give the demo an empty directory",
+                return Err(Failure::Open(format!(
+                    "{}: exists already and is never overwritten; give the demo an empty directory",
                     path.display()
                 )));
             }

@@ -66,20 +66,45 @@ pub enum Failure {
     Usage(String),
     /// A file could not be opened, read or written, or is not what the command reads: exit 3.
     Open(String),
+    /// One of the above, already reported on standard output as JSON.
+    Reported(Box<Failure>),
 }
 
 impl Failure {
-    fn code(&self) -> u8 {
+    /// The exit code.
+    pub fn code(&self) -> u8 {
         match self {
             Self::Broken(_) => 1,
             Self::Usage(_) => 2,
             Self::Open(_) => 3,
+            Self::Reported(f) => f.code(),
         }
     }
 
-    fn message(&self) -> &str {
+    /// What went wrong, and what to do.
+    pub fn message(&self) -> &str {
         match self {
             Self::Broken(m) | Self::Usage(m) | Self::Open(m) => m,
+            Self::Reported(f) => f.message(),
+        }
+    }
+
+    /// The stable name of the failure's kind, as `--json` prints it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Broken(_) => "broken_log",
+            Self::Usage(_) => "usage",
+            Self::Open(_) => "cannot_open",
+            Self::Reported(f) => f.kind(),
+        }
+    }
+
+    /// Marks the failure as reported on standard output already.
+    #[must_use]
+    pub fn reported(self) -> Self {
+        match self {
+            Self::Reported(_) => self,
+            other => Self::Reported(Box::new(other)),
         }
     }
 }
@@ -89,6 +114,7 @@ fn init_tracing(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     // A second subscriber cannot be installed; there is only this one.
     let _ = match format {

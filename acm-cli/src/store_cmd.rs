@@ -30,10 +30,11 @@ pub fn run(command: &StoreCmd) -> Result<(), Failure> {
             })?;
             let head = chain::to_hex(&report.head);
             println!(
-                "backed up {} to {}: {} events, hash chain intact, head {head}",
+                "backed up {} to {}: {} event{}, hash chain intact, head {head}",
                 src.display(),
                 dst.display(),
-                report.events
+                report.events,
+                if report.events == 1 { "" } else { "s" }
             );
         }
     }

@@ -260,7 +260,7 @@ fn the_demo_checks_its_options_before_it_runs_and_never_overwrites() {
     let before = std::fs::read(logs.join("mc-a.example.jsonl")).unwrap();
     let db = dir.path().join("stores");
     let (code, out, err) = acm(&["demo", "--db", s(&db), "--export", s(&logs)]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 3, "an output file that exists already");
     assert!(err.contains("exists already"), "{err}");
     assert!(out.is_empty(), "nothing ran: {out}");
     assert!(!db.exists(), "no store was created");
@@ -273,6 +273,11 @@ fn the_demo_checks_its_options_before_it_runs_and_never_overwrites() {
     let (code, _, err) = acm(&["demo", "--export", s(&file)]);
     assert_eq!(code, 2);
     assert!(err.contains("not a directory"), "{err}");
+    // Below a file: refused before anything runs, too.
+    let (code, out, err) = acm(&["demo", "--export", s(&file.join("sub"))]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not a directory"), "{err}");
+    assert!(out.is_empty(), "nothing ran: {out}");
 }
 
 #[test]
@@ -318,4 +323,94 @@ fn the_demo_outputs_the_readme_suggests_are_ignored_by_git() {
     for path in ["/stores/", "/logs/"] {
         assert!(ignore.lines().any(|l| l == path), "{path} in .gitignore");
     }
+}
+
+#[test]
+fn with_json_a_failure_is_one_json_document_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.jsonl");
+    let (code, out, err) = acm(&["audit", "replay", s(&missing), "--json"]);
+    assert_eq!(code, 3);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"]["exit_code"], 3);
+    assert_eq!(v["error"]["kind"], "cannot_open");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such file"),
+        "{v}"
+    );
+    assert!(
+        err.contains("no such file; give an ACM server's store file"),
+        "{err}"
+    );
+
+    let (code, out, _) = acm(&["audit", "timeline", s(&missing), "not-a-uuid", "--json"]);
+    assert_eq!(code, 2);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"]["kind"], "usage");
+
+    // A broken log: replay reports it as an error document; verify as its verdict, once.
+    let (_, logs, _) = demo(dir.path());
+    let text = std::fs::read_to_string(logs.join("mc-a.example.jsonl")).unwrap();
+    let forged = dir.path().join("forged.jsonl");
+    std::fs::write(&forged, text.replacen("accepted", "rejected", 1)).unwrap();
+    let (code, out, _) = acm(&["audit", "replay", s(&forged), "--json"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["error"]["kind"], "broken_log");
+    let (code, out, _) = acm(&["audit", "verify", s(&forged), "--json"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).expect("one document");
+    assert_eq!(v["intact"], false);
+    assert_eq!(v["break"]["kind"], "edited_line");
+}
+
+#[test]
+fn store_backup_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, _) = demo(dir.path());
+    let (code, _, err) = acm(&[
+        "store",
+        "backup",
+        s(&db.join("nope.db")),
+        s(&dir.path().join("b1.db")),
+    ]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("no such file; give the path of an ACM server's store file"),
+        "{err}"
+    );
+    let (code, _, err) = acm(&["store", "backup", s(&db), s(&dir.path().join("b2.db"))]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("is a directory; give the path of an ACM server's store file"),
+        "{err}"
+    );
+    assert!(!err.contains("entity not found"), "{err}");
+
+    // A store altered behind its back: the copy is made, does not verify, and is kept.
+    let src = db.join("mc-a.example.db");
+    let conn = rusqlite::Connection::open(&src).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER events_no_update;
+         UPDATE events SET payload = CAST(replace(CAST(payload AS TEXT), 'tac-1', 'tac-9') AS BLOB)
+         WHERE position = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let copy = dir.path().join("b3.db");
+    let (code, _, err) = acm(&["store", "backup", s(&src), s(&copy)]);
+    assert_eq!(code, 1, "the source's log is broken");
+    assert!(
+        err.contains("broken at position 1: the stored link does not match"),
+        "{err}"
+    );
+    assert!(err.contains("kept at"), "{err}");
+    assert!(
+        !err.contains("Some(") && !err.contains("HashMismatch"),
+        "{err}"
+    );
+    assert!(copy.exists());
 }

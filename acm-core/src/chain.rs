@@ -93,10 +93,11 @@ pub fn actor_parts(actor: &Actor) -> (&'static str, &str) {
 }
 
 /// An event's time cannot be held as nanoseconds since the epoch (before 1677 or after 2262),
-/// so it has no link; a durable store refuses such an event when it is appended.
+/// or is a leap second (which the nanosecond count cannot tell from the second before), so it
+/// has no link; a durable store refuses such an event when it is appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "event at position {position} was recorded at {recorded_at}, outside the range the hash chain can hold"
+    "event at position {position} was recorded at {recorded_at}, a time the hash chain cannot hold (before 1677, after 2262, or a leap second)"
 )]
 pub struct TimeOutOfRange {
     /// The event's position.

@@ -94,6 +94,9 @@ impl ServerConfig {
         if self.limits.max_groups == 0 {
             return Err(ConfigError::NoGroupsAllowed);
         }
+        if self.home_domains.is_empty() {
+            return Err(ConfigError::NoHomeDomain);
+        }
         Ok(())
     }
 }
@@ -122,6 +125,9 @@ pub enum ConfigError {
     /// `limits.max_groups` is zero: no request could ever be sent.
     #[error("limits allow no group in a request")]
     NoGroupsAllowed,
+    /// `home_domains` is empty: step 2 would refuse every group.
+    #[error("no home domain: this MC system would be home for no group")]
+    NoHomeDomain,
 }
 
 /// The ports an [`AcmServer`] uses besides its store.

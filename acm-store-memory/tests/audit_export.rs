@@ -192,6 +192,30 @@ fn every_edit_of_an_event_line_is_named_with_its_line() {
 }
 
 #[test]
+fn a_time_rewritten_as_a_leap_second_does_not_verify() {
+    // 07:59:60 counts the same nanoseconds as 08:00:00, so the link alone would not change.
+    let (a, _, _) = played();
+    let lines = lines(&export(&a));
+    let n = line_of(&lines, "submitted");
+    let text = edit(
+        &lines,
+        n,
+        "\"recorded_at\":\"2026-01-01T08:00:00Z\"",
+        "\"recorded_at\":\"2026-01-01T07:59:60Z\"",
+    );
+    match broken(&text) {
+        LineBreak {
+            line,
+            kind: LineBreakKind::Malformed { detail },
+        } => {
+            assert_eq!(line, n);
+            assert!(detail.contains("leap second"), "{detail}");
+        }
+        other => panic!("expected a malformed line, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_type_that_contradicts_its_payload_is_caught_even_with_a_recomputed_link() {
     let (a, _, _) = played();
     let lines = lines(&export(&a));

@@ -136,6 +136,13 @@ fn out_of_range_pending_times_are_refused_with_a_typed_error() {
             other => panic!("expected back-off {max_backoff} refused, got {other:?}"),
         }
     }
+    match block_on(TwoSystems::with_config(|mut c| {
+        c.home_domains.clear();
+        c
+    })) {
+        Err(ServiceError::Config(ConfigError::NoHomeDomain)) => {}
+        other => panic!("expected no home domain refused, got {other:?}"),
+    }
     // No expiry is an explicit setting, and the largest pending time is accepted.
     for ttl in [None, Some(MAX_PENDING_TTL)] {
         assert!(

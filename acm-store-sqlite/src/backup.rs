@@ -62,11 +62,13 @@ pub enum BackupError {
     /// The copy's hash chain does not verify; the source's does not either, since the copy
     /// holds its rows as they are. The copy is kept, for whoever looks into it.
     #[error(
-        "{path}: the copy's hash chain is broken at position {position} ({kind:?}); {checked} \
-         events before it verify (the source's chain is broken too)",
+        "the copy's hash chain is broken at position {position}: {kind}; {checked} events \
+         before it verify, so the source's chain is broken too (run `acm audit verify` on it); \
+         the copy is kept at {path} for inspection",
         position = report.broken.map_or(0, |b| b.position),
-        kind = report.broken.map(|b| b.kind),
-        checked = report.checked
+        kind = report.broken.map_or_else(String::new, |b| b.kind.to_string()),
+        checked = report.checked,
+        path = path.display()
     )]
     CopyBroken {
         /// The destination.

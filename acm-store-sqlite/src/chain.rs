@@ -34,6 +34,7 @@ pub struct Break {
 
 /// What is wrong at a [`Break`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BreakKind {
     /// The stored link does not match the event's fields and the previous link: the event
     /// (or one before it) was altered.
@@ -46,6 +47,11 @@ pub enum BreakKind {
     VersionGap,
     /// A column does not hold what the schema promises.
     Corrupt,
+    /// A row holds a position below 1, or one out of the log's order: positions were
+    /// rewritten.
+    InvalidPosition,
+    /// The recorded chain head is gone: the store was altered.
+    NoHead,
 }
 
 impl std::fmt::Display for BreakKind {
@@ -60,6 +66,10 @@ impl std::fmt::Display for BreakKind {
             }
             Self::VersionGap => "the event's version does not follow its request's previous one",
             Self::Corrupt => "a column does not hold what the schema promises",
+            Self::InvalidPosition => {
+                "a row holds a position below 1 or out of order: positions were rewritten"
+            }
+            Self::NoHead => "the recorded chain head is missing: the store was altered",
         })
     }
 }
@@ -73,6 +83,8 @@ impl BreakKind {
             Self::Truncated => "truncated",
             Self::VersionGap => "version_gap",
             Self::Corrupt => "corrupt",
+            Self::InvalidPosition => "invalid_position",
+            Self::NoHead => "no_head",
         }
     }
 }

@@ -89,6 +89,18 @@ pub enum OpenError {
         #[source]
         source: rusqlite::Error,
     },
+    /// No file at the path a reader was given.
+    #[error("{path}: no such file; give the path of an ACM server's store file (.db)")]
+    NoSuchFile {
+        /// The path asked for.
+        path: PathBuf,
+    },
+    /// A reader was given a directory.
+    #[error("{path} is a directory; give the path of an ACM server's store file (.db) in it")]
+    IsADirectory {
+        /// The path asked for.
+        path: PathBuf,
+    },
     /// The file system failed.
     #[error("{path}: {source}")]
     Io {

@@ -75,12 +75,23 @@ pub fn export_file(
 }
 
 fn write_rows(conn: &Connection, out: impl Write) -> Result<ExportSummary, ExportFileError> {
-    let (recorded, recorded_link) = crate::writer::read_chain_head(conn).map_err(sqlite)?;
+    // Without its head row the trailer claims an empty log, which the lines then contradict.
+    let (recorded, recorded_link) = crate::writer::read_recorded_head(conn)
+        .map_err(sqlite)?
+        .unwrap_or((0, acm_core::chain::GENESIS));
     let mut writer = ExportWriter::new(out)?;
     let mut stmt = conn.prepare(VERIFY).map_err(sqlite)?;
     let mut rows = stmt.query([]).map_err(sqlite)?;
     while let Some(row) = rows.next().map_err(sqlite)? {
-        let position = row.get::<_, i64>(0).map_err(sqlite)?.cast_unsigned();
+        let position = row.get::<_, i64>(0).map_err(sqlite)?;
+        // A position below 1 cannot be written as one: only an altered store holds it.
+        let Ok(position) = u64::try_from(position) else {
+            return Err(StoreError::from(BackendError::Corrupt {
+                position: 0,
+                column: "position",
+            })
+            .into());
+        };
         let corrupt = || {
             StoreError::from(BackendError::Corrupt {
                 position,

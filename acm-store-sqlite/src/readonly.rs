@@ -97,12 +97,11 @@ where
     E: From<OpenError>,
 {
     let path = crate::open::absolute(path);
+    if path.is_dir() {
+        return Err(OpenError::IsADirectory { path }.into());
+    }
     if !path.is_file() {
-        return Err(OpenError::Io {
-            path,
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        }
-        .into());
+        return Err(OpenError::NoSuchFile { path }.into());
     }
     let Some(key) = crate::open::file_key(&path)? else {
         return Err(OpenError::Io {

@@ -674,7 +674,7 @@ fn verify(conn: &Connection) -> Result<ChainReport, StoreError> {
 }
 
 fn walk(conn: &Connection) -> Result<ChainReport, StoreError> {
-    let (recorded, recorded_link) = crate::writer::read_chain_head(conn).map_err(sqlite)?;
+    let head = crate::writer::read_recorded_head(conn).map_err(sqlite)?;
     let mut stmt = conn.prepare(VERIFY).map_err(sqlite)?;
     let mut rows = stmt.query([]).map_err(sqlite)?;
     let mut link = chain::GENESIS;
@@ -688,7 +688,12 @@ fn walk(conn: &Connection) -> Result<ChainReport, StoreError> {
         })
     };
     while let Some(row) = rows.next().map_err(sqlite)? {
-        let position = row.get::<_, i64>(0).map_err(sqlite)?.cast_unsigned();
+        let position = row.get::<_, i64>(0).map_err(sqlite)?;
+        // Rows come in position order: one below the position due was rewritten (below 1,
+        // or onto a position that verified already), one above it means rows are missing.
+        let Some(position) = u64::try_from(position).ok().filter(|p| *p >= expected) else {
+            return report(expected - 1, link, expected, BreakKind::InvalidPosition);
+        };
         if position != expected {
             return report(expected - 1, link, expected, BreakKind::Missing);
         }
@@ -700,7 +705,7 @@ fn walk(conn: &Connection) -> Result<ChainReport, StoreError> {
             return report(expected - 1, link, position, BreakKind::HashMismatch);
         }
         let v = versions.entry(fields.stream_id.to_vec()).or_default();
-        if fields.version != *v + 1 {
+        if v.checked_add(1) != Some(fields.version) {
             return report(expected - 1, link, position, BreakKind::VersionGap);
         }
         *v = fields.version;
@@ -708,6 +713,9 @@ fn walk(conn: &Connection) -> Result<ChainReport, StoreError> {
         expected += 1;
     }
     let last = expected - 1;
+    let Some((recorded, recorded_link)) = head else {
+        return report(last, link, last + 1, BreakKind::NoHead);
+    };
     if recorded > last {
         return report(last, link, last + 1, BreakKind::Truncated);
     }

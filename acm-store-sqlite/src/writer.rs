@@ -894,6 +894,12 @@ fn apply_change(
     }
 }
 
+/// The recorded chain head, `None` when its row is gone (only an altered store lacks it).
+pub(crate) fn read_recorded_head(conn: &Connection) -> rusqlite::Result<Option<(u64, Hash)>> {
+    use rusqlite::OptionalExtension;
+    read_chain_head(conn).optional()
+}
+
 pub(crate) fn read_chain_head(conn: &Connection) -> rusqlite::Result<(u64, Hash)> {
     conn.query_row(
         "SELECT position, hash FROM chain_head WHERE id = 1",

@@ -213,3 +213,47 @@ fn an_export_is_read_only_for_a_closed_store_and_beside_an_open_one() {
     assert_eq!(snapshot(dir.path()), before);
     assert_eq!((closed.events, closed.head), (open.events, open.head));
 }
+
+#[test]
+fn rewritten_positions_and_a_removed_chain_head_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = on_sqlite(dir.path());
+    futures_executor::block_on(play(&sqlite));
+    drop(sqlite);
+    let copy = |name: &str| {
+        let copy = dir.path().join(format!("{name}.db"));
+        std::fs::copy(dir.path().join("mc-a.example.db"), &copy).unwrap();
+        copy
+    };
+
+    let below_one = copy("below-one");
+    tamper(
+        &below_one,
+        "UPDATE events SET position = -1 WHERE position = 2;",
+    );
+    let report = verify_file(&below_one).unwrap();
+    let b = report.broken.unwrap();
+    assert_eq!(b.kind, acm_store_sqlite::BreakKind::InvalidPosition);
+    assert_eq!((b.position, report.checked), (1, 0));
+    // Such a row cannot be written as an export line: the export is refused, nothing half
+    // written is handed out.
+    let mut out = Vec::new();
+    assert!(matches!(
+        export_file(&below_one, &mut out),
+        Err(acm_store_sqlite::ExportFileError::Read(_))
+    ));
+    assert!(out.is_empty());
+
+    let headless = copy("headless");
+    tamper(&headless, "DELETE FROM chain_head;");
+    let report = verify_file(&headless).unwrap();
+    assert_eq!(
+        report.broken.map(|b| (b.position, b.kind)),
+        Some((7, acm_store_sqlite::BreakKind::NoHead))
+    );
+    assert_eq!(report.checked, 6, "every row verifies");
+    assert!(matches!(
+        broken(&headless).kind,
+        LineBreakKind::TrailerMismatch { count: 0, found: 6 }
+    ));
+}

@@ -187,7 +187,11 @@ fn a_backup_of_what_is_not_an_acm_store_is_refused() {
     ));
     assert!(matches!(
         backup_file(dir.path().join("missing.db"), &dst),
-        Err(BackupError::Source(OpenError::Io { .. }))
+        Err(BackupError::Source(OpenError::NoSuchFile { .. }))
+    ));
+    assert!(matches!(
+        backup_file(dir.path(), &dst),
+        Err(BackupError::Source(OpenError::IsADirectory { .. }))
     ));
     assert_eq!(names(dir.path()), ["notes.txt", "other.db"]);
 }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -85,13 +85,16 @@ impl EventMeta {
 
     /// The chain link of this event after `prev`, given its payload's encoded bytes.
     pub fn link(&self, prev: &Hash, payload: &[u8]) -> Result<Hash, TimeOutOfRange> {
-        let recorded_at = self
-            .recorded_at
-            .timestamp_nanos_opt()
-            .ok_or(TimeOutOfRange {
-                position: self.position.0,
-                recorded_at: self.recorded_at,
-            })?;
+        let out_of_range = TimeOutOfRange {
+            position: self.position.0,
+            recorded_at: self.recorded_at,
+        };
+        // A leap second (`…:59:60`) counts the same nanoseconds as the second before it: a
+        // time rewritten that way would keep its link. No acm store records one.
+        if self.recorded_at.nanosecond() >= 1_000_000_000 {
+            return Err(out_of_range);
+        }
+        let recorded_at = self.recorded_at.timestamp_nanos_opt().ok_or(out_of_range)?;
         let (actor_kind, actor_id) = chain::actor_parts(&self.actor);
         let causation = self.causation_id.map(|c| c.0);
         Ok(chain::link(

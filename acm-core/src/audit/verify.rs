@@ -315,6 +315,20 @@ fn malformed(e: impl fmt::Display) -> LineBreakKind {
     }
 }
 
+/// A JSON error as a malformed line's detail: the parser counts lines within the one line it
+/// was given, so only its column is kept.
+#[allow(clippy::needless_pass_by_value)] // the shape map_err hands over
+fn json(e: serde_json::Error) -> LineBreakKind {
+    malformed(detail(&e))
+}
+
+fn detail(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    let message = text.strip_suffix(&at).unwrap_or(&text);
+    format!("{message} (column {})", e.column())
+}
+
 impl Scan {
     fn report(&self, broken: Option<LineBreak>) -> ExportReport {
         ExportReport {
@@ -347,7 +361,8 @@ impl Scan {
             }
             Stage::Done => Err(LineBreakKind::AfterTrailer),
             Stage::Events => {
-                let probe: Probe = serde_json::from_str(text).map_err(malformed)?;
+                let probe: Probe =
+                    serde_json::from_str(text).map_err(|_| malformed("not a JSON object"))?;
                 if probe.end.is_some() {
                     return self.trailer(text, complete);
                 }
@@ -362,7 +377,7 @@ impl Scan {
     }
 
     fn trailer(&mut self, text: &str, complete: bool) -> Result<(), LineBreakKind> {
-        let trailer: Trailer = serde_json::from_str(text).map_err(malformed)?;
+        let trailer: Trailer = serde_json::from_str(text).map_err(json)?;
         let head = chain::from_hex(&trailer.end.head)
             .ok_or_else(|| malformed("the trailer's head is not 64 hex digits"))?;
         if trailer.end.count != self.events || head != self.head {
@@ -379,7 +394,7 @@ impl Scan {
     }
 
     fn event(&mut self, text: &str) -> Result<Envelope<Event>, LineBreakKind> {
-        let parsed: LineIn = serde_json::from_str(text).map_err(malformed)?;
+        let parsed: LineIn = serde_json::from_str(text).map_err(json)?;
         let meta = parsed.meta;
         let stored = chain::from_hex(&parsed.link)
             .ok_or_else(|| malformed("the link is not 64 hex digits"))?;
@@ -403,8 +418,12 @@ impl Scan {
         if link != stored {
             return Err(LineBreakKind::Edited);
         }
-        let event: Event = serde_json::from_str(payload)
-            .map_err(|e| malformed(format_args!("the payload is not an ACM event: {e}")))?;
+        let event: Event = serde_json::from_str(payload).map_err(|e| {
+            malformed(format_args!(
+                "the payload is not an ACM event: {}",
+                detail(&e)
+            ))
+        })?;
         if event.event_type() != meta.event_type {
             return Err(LineBreakKind::TypeContradictsPayload {
                 event_type: meta.event_type,
