@@ -8,18 +8,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Runs `acm`; returns the exit code, standard output and standard error.
-fn acm(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_acm"))
-        .args(args)
-        .output()
-        .expect("run acm");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod support;
+use support::acm_code as acm;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

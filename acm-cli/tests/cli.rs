@@ -2,19 +2,8 @@
 // A failed unwrap is a failed test; a scenario reads best as one function.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
-use std::process::Command;
-
-fn acm(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_acm"))
-        .args(args)
-        .output()
-        .expect("run acm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod support;
+use support::acm;
 
 #[test]
 fn demo_plays_every_step_and_exports_logs_that_audit_replays() {

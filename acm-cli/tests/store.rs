@@ -4,19 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
 
-fn acm(args: &[&Path]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_acm"))
-        .args(args)
-        .output()
-        .expect("run acm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod support;
+use support::acm;
 
 fn demo(dir: &Path) {
     let (ok, _, err) = acm(&[Path::new("demo"), Path::new("--db"), dir]);

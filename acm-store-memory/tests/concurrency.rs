@@ -61,34 +61,44 @@ impl Append<Arc<MemoryStore<Event>>, Event> for LateAcks {
     }
 }
 
+type LateStore = Arc<Intercepted<Arc<MemoryStore<Event>>, LateAcks>>;
+
+/// System B's ACM server on a store whose acknowledgements can be made late; A is its
+/// partner, bob and carol (who may receive) hold the duty officer alias.
+async fn partner_b() -> (AcmServer, LateStore) {
+    let (a, b): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
+    // Alias holders are offered a request only as users who may receive.
+    let directory = StaticDirectory::new(b.clone())
+        .with_partner(a.clone(), vec![a.clone()])
+        .with_user(bob(), true)
+        .with_user(carol(), true);
+    directory.set_alias_holders(duty_officer(), vec![bob(), carol()]);
+    let store = Arc::new(Intercepted {
+        inner: Arc::new(MemoryStore::new()),
+        how: LateAcks {
+            armed: AtomicUsize::new(0),
+        },
+    });
+    let ports = Ports {
+        clock: Arc::new(ManualClock::default()),
+        ids: Arc::new(SequentialIds::new(7)),
+        outbox: None,
+        ..Ports::new(
+            Arc::new(directory),
+            InProcessNetwork::new().transport(b.clone()),
+        )
+    };
+    let server = AcmServer::open(ServerConfig::new(b), ports, store.clone())
+        .await
+        .unwrap();
+    (server, store)
+}
+
 #[test]
 fn racing_downloads_leave_the_cache_equal_to_the_log() {
     futures_executor::block_on(async {
-        let (a, b): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
-        // Alias holders are offered a request only as users who may receive.
-        let directory = StaticDirectory::new(b.clone())
-            .with_partner(a.clone(), vec![a.clone()])
-            .with_user(bob(), true)
-            .with_user(carol(), true);
-        directory.set_alias_holders(duty_officer(), vec![bob(), carol()]);
-        let store = Arc::new(Intercepted {
-            inner: Arc::new(MemoryStore::new()),
-            how: LateAcks {
-                armed: AtomicUsize::new(0),
-            },
-        });
-        let ports = Ports {
-            clock: Arc::new(ManualClock::default()),
-            ids: Arc::new(SequentialIds::new(7)),
-            outbox: None,
-            ..Ports::new(
-                Arc::new(directory),
-                InProcessNetwork::new().transport(b.clone()),
-            )
-        };
-        let server = AcmServer::open(ServerConfig::new(b), ports, store.clone())
-            .await
-            .unwrap();
+        let (server, store) = partner_b().await;
+        let a: SystemId = id("mc-a.example");
         let request = AcmRequest {
             request_id: id("0190a000-0000-7000-8000-0000000000aa"),
             requester: alice(),
@@ -131,28 +141,8 @@ fn racing_downloads_leave_the_cache_equal_to_the_log() {
 #[test]
 fn racing_messages_with_one_id_for_two_requests_store_only_one() {
     futures_executor::block_on(async {
-        let (a, b): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
-        let directory = StaticDirectory::new(b.clone())
-            .with_partner(a.clone(), vec![a.clone()])
-            .with_user(bob(), true);
-        let store = Arc::new(Intercepted {
-            inner: Arc::new(MemoryStore::new()),
-            how: LateAcks {
-                armed: AtomicUsize::new(0),
-            },
-        });
-        let ports = Ports {
-            clock: Arc::new(ManualClock::default()),
-            ids: Arc::new(SequentialIds::new(7)),
-            outbox: None,
-            ..Ports::new(
-                Arc::new(directory),
-                InProcessNetwork::new().transport(b.clone()),
-            )
-        };
-        let server = AcmServer::open(ServerConfig::new(b), ports, store.clone())
-            .await
-            .unwrap();
+        let (server, store) = partner_b().await;
+        let a: SystemId = id("mc-a.example");
         let message_id = id("0190a000-0000-7000-8000-000000000001");
         let message = |request_id: &str| PartnerMessage::Request {
             message_id,

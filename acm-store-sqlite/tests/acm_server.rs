@@ -325,17 +325,37 @@ impl ClockNow for Systems {
     }
 }
 
+/// Alice submits a request to bob; returns it with the message A owes B for it, that
+/// message's id, and the request as sent.
+async fn owed_request(
+    sys: &Systems,
+) -> (
+    RequestId,
+    PartnerMessage,
+    MessageId,
+    Arc<acm_core::request::AcmRequest>,
+) {
+    let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+    let (_, message) = sys.a.server.state(request).unwrap().outbound().unwrap();
+    let PartnerMessage::Request {
+        message_id,
+        request: sent,
+    } = &message
+    else {
+        panic!("a request message is owed")
+    };
+    let (message_id, sent) = (*message_id, sent.clone());
+    (request, message, message_id, sent)
+}
+
 #[test]
 fn a_replayed_partner_message_is_acknowledged_again_and_stored_once() {
     futures_executor::block_on(async {
         let dir = tempfile::tempdir().unwrap();
         let sys = systems(&dir).await;
         let a: SystemId = id("mc-a.example");
-        let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
-        let (_, message) = sys.a.server.state(request).unwrap().outbound().unwrap();
-        let PartnerMessage::Request { message_id, .. } = &message else {
-            panic!("a request message is owed")
-        };
+        let (request, message, message_id, _) = owed_request(&sys).await;
+        let message_id = &message_id;
 
         let first = sys.b.server.receive(&a, message.clone()).await.unwrap();
         let head = sys.b.store.head().await.unwrap();
@@ -359,15 +379,8 @@ fn a_message_id_reused_for_another_request_is_refused_and_the_inbox_is_unchanged
         let dir = tempfile::tempdir().unwrap();
         let sys = systems(&dir).await;
         let a: SystemId = id("mc-a.example");
-        let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
-        let (_, message) = sys.a.server.state(request).unwrap().outbound().unwrap();
-        let PartnerMessage::Request {
-            message_id,
-            request: first,
-        } = &message
-        else {
-            panic!("a request message is owed")
-        };
+        let (request, message, message_id, first) = owed_request(&sys).await;
+        let (message_id, first) = (&message_id, &first);
         sys.b.server.receive(&a, message.clone()).await.unwrap();
         let head = sys.b.store.head().await.unwrap();
         let other: RequestId = id("01900000-0000-7000-8000-00000000c1de");

@@ -17,6 +17,9 @@ use acm_store_memory::fixture::{TwoSystems, alice, bob};
 use acm_store_sqlite::{SqliteStore, export_file, verify_file};
 use futures_util::TryStreamExt;
 
+mod support;
+use support::{names, snapshot};
+
 /// The procedure, deterministic (fixture ids and clock), on any store.
 async fn play<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) {
     let request = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
@@ -164,20 +167,6 @@ fn what_was_done_to_a_store_shows_in_its_export() {
     );
 }
 
-/// Every file of `dir`, name to bytes.
-fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().into_string().unwrap(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn an_export_is_read_only_for_a_closed_store_and_beside_an_open_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -186,14 +175,7 @@ fn an_export_is_read_only_for_a_closed_store_and_beside_an_open_one() {
     let a = dir.path().join("mc-a.example.db");
 
     // Beside the open store: its commits are there, no file is added or removed.
-    let names = |d: &Path| {
-        let mut n: Vec<_> = std::fs::read_dir(d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        n.sort();
-        n
-    };
+
     let before = names(dir.path());
     let open = verify_export(export_of(&a).as_bytes()).unwrap();
     assert!(open.is_intact());

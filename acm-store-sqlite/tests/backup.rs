@@ -3,53 +3,25 @@
 // A failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use acm_core::id::{GlobalPosition, Version};
-use acm_core::store::{Envelope, EventStore, ExpectedVersion};
-use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::id::GlobalPosition;
+use acm_core::store::{Envelope, EventStore};
+use acm_core::testkit::conformance::TestEvent;
 use acm_store_sqlite::{BackupError, OpenError, SqliteStore, backup_file, verify_file};
 use futures_executor::block_on;
 use futures_util::TryStreamExt;
 use rusqlite::Connection;
 
+mod support;
+use support::{append_events, names, snapshot};
+
 type Store = SqliteStore<TestEvent>;
-
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().into_string().unwrap(),
-                fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    snapshot(dir).into_keys().collect()
-}
 
 fn log(store: &Store) -> Vec<Envelope<TestEvent>> {
     block_on(store.read_all(GlobalPosition::START).try_collect()).unwrap()
-}
-
-fn append_to(store: &Store, stream_no: u64, from: u64, n: u64) {
-    let s = stream(stream_no);
-    for i in from..from + n {
-        block_on(store.append(
-            s,
-            ExpectedVersion::Exact(Version(i - 1)),
-            vec![event(s, stream_no * 1_000_000 + i, i)],
-        ))
-        .unwrap();
-    }
 }
 
 /// A closed store is copied: the report gives the copy's event count and head (those of the
@@ -60,7 +32,7 @@ fn a_closed_store_is_backed_up_and_the_copy_verifies() {
     let src_dir = tempfile::tempdir().unwrap();
     let src = src_dir.path().join("acm.db");
     let store = Store::open(&src).unwrap();
-    append_to(&store, 1, 1, 40);
+    block_on(append_events(&store, 1, 1, 40));
     let expected = log(&store);
     block_on(store.close()).unwrap();
     let source = verify_file(&src).unwrap();
@@ -90,7 +62,7 @@ fn a_backup_beside_a_writer_that_keeps_appending_holds_a_prefix_of_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("acm.db");
     let store = Store::open(&src).unwrap();
-    append_to(&store, 1, 1, 2000);
+    block_on(append_events(&store, 1, 1, 2000));
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));
     let writer = {
@@ -98,7 +70,7 @@ fn a_backup_beside_a_writer_that_keeps_appending_holds_a_prefix_of_its_log() {
         std::thread::spawn(move || {
             let mut i = 1;
             while !stop.load(Ordering::Relaxed) {
-                append_to(&store, 2, i, 1);
+                block_on(append_events(&store, 2, i, 1));
                 acked.store(2000 + i, Ordering::Release);
                 i += 1;
             }
@@ -144,7 +116,7 @@ fn a_backup_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("acm.db");
     let store = Store::open(&src).unwrap();
-    append_to(&store, 1, 1, 3);
+    block_on(append_events(&store, 1, 1, 3));
     block_on(store.close()).unwrap();
     for contents in [&b"an operator's notes"[..], b""] {
         let dst = dir.path().join("taken.db");
@@ -203,7 +175,7 @@ fn a_backup_of_an_altered_store_reports_the_break() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("acm.db");
     let store = Store::open(&src).unwrap();
-    append_to(&store, 1, 1, 5);
+    block_on(append_events(&store, 1, 1, 5));
     block_on(store.close()).unwrap();
     Connection::open(&src)
         .unwrap()

@@ -4,7 +4,6 @@
 // A failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,24 +18,10 @@ use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 use tempfile::TempDir;
 
-type Store = SqliteStore<TestEvent>;
+mod support;
+use support::snapshot;
 
-/// Every file of `dir` (not recursive: the tests only make flat directories), name to bytes.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let name = e.file_name().into_string().unwrap();
-            let bytes = if e.file_type().unwrap().is_file() {
-                fs::read(e.path()).unwrap()
-            } else {
-                b"<not a file>".to_vec()
-            };
-            (name, bytes)
-        })
-        .collect()
-}
+type Store = SqliteStore<TestEvent>;
 
 /// Opens `path`, expecting a refusal; asserts that nothing in its directory changed: no file
 /// created, deleted or rewritten. (The bytes of an existing `-shm` may change: it is `SQLite`'s

@@ -15,31 +15,15 @@ use acm_store_sqlite::{BackendError, SqliteStore, verify_file};
 use futures_executor::block_on;
 use futures_util::{StreamExt, TryStreamExt};
 
-type Store = SqliteStore<TestEvent>;
+mod support;
+use support::{append_events, names};
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
+type Store = SqliteStore<TestEvent>;
 
 /// Appends `n` events to stream 1 from version `from - 1`, then reads them all back (so each
 /// reader connection has read, and holds the file).
 async fn append_and_read(store: &Store, from: u64, n: u64) {
-    let s = stream(1);
-    for i in from..from + n {
-        store
-            .append(
-                s,
-                ExpectedVersion::Exact(Version(i - 1)),
-                vec![event(s, i, i)],
-            )
-            .await
-            .unwrap();
-    }
+    append_events(store, 1, from, n).await;
     let all: Vec<_> = store
         .read_all(GlobalPosition::START)
         .try_collect()
@@ -47,7 +31,13 @@ async fn append_and_read(store: &Store, from: u64, n: u64) {
         .unwrap();
     assert_eq!(all.len() as u64, from + n - 1);
     assert!(store.verify().await.unwrap().is_intact());
-    assert!(store.read_stream(s, Version(0)).next().await.is_some());
+    assert!(
+        store
+            .read_stream(stream(1), Version(0))
+            .next()
+            .await
+            .is_some()
+    );
 }
 
 /// The `.db` at `path`, copied alone into a directory of its own, is the whole store: it

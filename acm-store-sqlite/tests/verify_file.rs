@@ -5,7 +5,6 @@
 // A failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -20,31 +19,10 @@ use futures_executor::block_on;
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
+mod support;
+use support::{append_events, beside, names, snapshot};
+
 type Store = SqliteStore<TestEvent>;
-
-/// Every file of `dir`, name to bytes.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().into_string().unwrap(),
-                fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// The names of the files of `dir` (no file is opened: safe beside a store of this process).
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
 
 /// Runs `verify_file(path)` and asserts that its directory is as it was: the same files, each
 /// with the same bytes — except an existing `-shm`, `SQLite`'s shared-memory index, which a
@@ -67,31 +45,11 @@ fn verified(path: &Path) -> Result<acm_store_sqlite::ChainReport, OpenError> {
     result
 }
 
-fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(suffix);
-    PathBuf::from(p)
-}
-
-async fn append_n(store: &Store, from: u64, n: u64) {
-    let s = stream(1);
-    for i in from..from + n {
-        store
-            .append(
-                s,
-                ExpectedVersion::Exact(Version(i - 1)),
-                vec![event(s, i, i)],
-            )
-            .await
-            .unwrap();
-    }
-}
-
 /// A store holding `n` events, read from (so that its readers hold the file), then closed.
 fn closed_store(path: &Path, n: u64) {
     let store = Store::open(path).unwrap();
     block_on(async {
-        append_n(&store, 1, n).await;
+        append_events(&store, 1, 1, n).await;
         assert!(store.verify().await.unwrap().is_intact());
         store.close().await.unwrap();
     });
@@ -154,7 +112,7 @@ fn verify_leaves_a_closed_store_as_it_was() {
     let path = dropped.path().join("acm.db");
     {
         let store = Store::open(&path).unwrap();
-        block_on(append_n(&store, 1, 5));
+        block_on(append_events(&store, 1, 1, 5));
         assert!(block_on(store.verify()).unwrap().is_intact());
     }
     assert_eq!(names(dropped.path()), ["acm.db"]);
@@ -248,12 +206,12 @@ fn verify_beside_a_store_of_this_process() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("acm.db");
     let store = Store::open(&path).unwrap();
-    block_on(append_n(&store, 1, 8));
+    block_on(append_events(&store, 1, 1, 8));
     let before = names(dir.path());
     let report = verify_file(&path).unwrap();
     assert_eq!((report.checked, report.is_intact()), (8, true));
     assert_eq!(names(dir.path()), before);
-    block_on(append_n(&store, 9, 2));
+    block_on(append_events(&store, 1, 9, 2));
     assert_eq!(block_on(store.head()).unwrap(), GlobalPosition(10));
     block_on(store.close()).unwrap();
     assert_eq!(names(dir.path()), ["acm.db"]);

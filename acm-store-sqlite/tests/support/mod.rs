@@ -1,7 +1,14 @@
-//! A store in a temporary directory that lives as long as the store.
+//! Helpers of the store's tests: a store in a temporary directory that lives as long as the
+//! store, a directory's files before and after, appends of test events.
 #![allow(dead_code)]
 
-use acm_core::store::DomainEvent;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use acm_core::id::Version;
+use acm_core::store::{DomainEvent, EventStore, ExpectedVersion};
+use acm_core::testkit::conformance::{TestEvent, event, stream};
 use acm_core::testkit::intercept::{Intercepted, Passthrough};
 use acm_store_sqlite::{SqliteOptions, SqliteStore};
 use tempfile::TempDir;
@@ -21,5 +28,55 @@ pub fn temp_store_with<E: DomainEvent>(options: SqliteOptions<E>) -> TempStore<E
     Intercepted {
         inner,
         how: Passthrough(dir),
+    }
+}
+
+/// Every file of `dir`, name to bytes (a directory in it shows as `<not a file>`).
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            let bytes = if e.file_type().unwrap().is_file() {
+                fs::read(e.path()).unwrap()
+            } else {
+                b"<not a file>".to_vec()
+            };
+            (name, bytes)
+        })
+        .collect()
+}
+
+/// The names of the files of `dir`, sorted. No file is opened: safe beside a store of this
+/// process (closing a descriptor of its file would drop its POSIX locks).
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `path` with `suffix` (`-wal`, `-shm`, `-journal`) appended.
+pub fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Appends `n` one-event batches to stream `stream_no`, at versions `from..from + n`.
+pub async fn append_events(store: &SqliteStore<TestEvent>, stream_no: u64, from: u64, n: u64) {
+    let s = stream(stream_no);
+    for i in from..from + n {
+        store
+            .append(
+                s,
+                ExpectedVersion::Exact(Version(i - 1)),
+                vec![event(s, stream_no * 1_000_000 + i, i)],
+            )
+            .await
+            .unwrap();
     }
 }
