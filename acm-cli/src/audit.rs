@@ -212,15 +212,24 @@ fn load(path: &Path) -> Result<Vec<Envelope<Event>>, Failure> {
     let report = match form(path)? {
         Form::Export => read_export(path, |e| events.push(e))?,
         Form::Store => {
-            let verdict = verify_source(path)?;
-            if let Some(message) = verdict.message {
-                return Err(Failure::Broken(format!("{}: {message}", path.display())));
-            }
+            // One read of the store: its export, verified as it is scanned. Only when that
+            // fails is the store itself verified, to name the break by position.
             let mut buf = Vec::new();
-            acm_store_sqlite::export_file(path, &mut buf)
-                .map_err(|e| Failure::Open(format!("{}: {e}", path.display())))?;
-            scan_export(&buf[..], |e| events.push(e))
-                .map_err(|e| Failure::Open(format!("{}: {e}", path.display())))?
+            let exported = acm_store_sqlite::export_file(path, &mut buf)
+                .map_err(|e| Failure::Open(format!("{}: {e}", path.display())));
+            let scanned = exported.and_then(|_| {
+                scan_export(&buf[..], |e| events.push(e))
+                    .map_err(|e| Failure::Open(format!("{}: {e}", path.display())))
+            });
+            match scanned {
+                Ok(report) if report.is_intact() => report,
+                failed => {
+                    if let Some(message) = verify_source(path)?.message {
+                        return Err(Failure::Broken(format!("{}: {message}", path.display())));
+                    }
+                    failed?
+                }
+            }
         }
     };
     match report.broken {

@@ -403,4 +403,11 @@ fn store_backup_says_what_to_do() {
         "{err}"
     );
     assert!(copy.exists());
+    // Replay refuses the altered store, naming the break by position.
+    let (code, _, err) = acm(&["audit", "replay", s(&src)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("position 1: the stored link does not match"),
+        "{err}"
+    );
 }

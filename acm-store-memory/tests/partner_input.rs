@@ -224,6 +224,19 @@ fn host_case_does_not_matter() {
     });
 }
 
+/// Alice provides a group to B's duty officer alias; returns the request and B's verdict.
+async fn to_the_alias(sys: &TwoSystems) -> (acm_core::id::RequestId, Verification) {
+    let request = sys
+        .alice_provides(Target::FunctionalAlias(duty_officer()), 1)
+        .await
+        .unwrap();
+    sys.settle().await.unwrap();
+    match sys.b.server.state(request) {
+        Some(RequestState::Partner(p)) => (request, p.verification),
+        other => panic!("expected a partner state, got {other:?}"),
+    }
+}
+
 #[test]
 fn alias_holders_who_may_not_receive_here_are_not_offered_the_request() {
     block_on(async {
@@ -241,17 +254,8 @@ fn alias_holders_who_may_not_receive_here_are_not_offered_the_request() {
                 bob(),
             ],
         );
-        let request = sys
-            .alice_provides(Target::FunctionalAlias(duty_officer()), 1)
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
-        match sys.b.server.state(request) {
-            Some(RequestState::Partner(p)) => {
-                assert_eq!(p.verification, Verification::Passed(Arc::from([bob()])));
-            }
-            other => panic!("expected a partner state, got {other:?}"),
-        }
+        let (request, verification) = to_the_alias(&sys).await;
+        assert_eq!(verification, Verification::Passed(Arc::from([bob()])));
         assert_eq!(sys.b.server.pending_for(&bob()), [request]);
         for user in [&dave, &stranger, &elsewhere] {
             assert!(sys.b.server.pending_for(user).is_empty(), "{user}");
@@ -281,18 +285,11 @@ fn alias_holders_who_may_not_receive_here_are_not_offered_the_request() {
         sys.b
             .directory
             .set_alias_holders(duty_officer(), vec![dave, stranger, elsewhere]);
-        let request = sys
-            .alice_provides(Target::FunctionalAlias(duty_officer()), 1)
-            .await
-            .unwrap();
-        sys.settle().await.unwrap();
-        match sys.b.server.state(request) {
-            Some(RequestState::Partner(p)) => assert_eq!(
-                p.verification,
-                Verification::Failed(VerificationFailure::NoEligibleRecipient)
-            ),
-            other => panic!("expected a partner state, got {other:?}"),
-        }
+        let (request, verification) = to_the_alias(&sys).await;
+        assert_eq!(
+            verification,
+            Verification::Failed(VerificationFailure::NoEligibleRecipient)
+        );
         match sys.a.server.state(request) {
             Some(RequestState::Primary(p)) => {
                 let (_, response) = p.response.unwrap();
