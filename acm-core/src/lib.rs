@@ -19,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod id;
 pub mod lifecycle;
+pub mod message;
 pub mod pending;
 pub mod ports;
 pub mod recording;

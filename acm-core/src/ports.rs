@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::id::{EventId, McServiceId, MessageId, RequestId, SystemId};
-use crate::lifecycle::PartnerMessage;
+use crate::message::{PartnerAck, PartnerMessage};
 use crate::request::{
     AcmRequest, AcmRequestKind, AcmResponse, AuthorizationRefusal, Processing, Target,
     VerificationFailure,
@@ -170,18 +170,6 @@ pub struct NoNotifier;
 #[async_trait]
 impl ClientNotifier for NoNotifier {
     async fn notify(&self, _notification: PendingAcmDataNotification) {}
-}
-
-/// What a partner ACM server answered to a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PartnerAck {
-    /// The message is durably stored (for a request: received, not yet judged — step 4b).
-    Stored,
-    /// The request was withdrawn.
-    Withdrawn,
-    /// The request could not be withdrawn: delivered or answered already.
-    TooLate,
 }
 
 /// Why a message did not reach a partner, or was refused there.

@@ -22,12 +22,13 @@ use crate::id::{
     FunctionalAlias, GlobalPosition, McServiceId, MessageId, RequestId, StreamId, SystemId, Version,
 };
 use crate::lifecycle::{
-    Command, PartnerMessage, ReceiptFacts, RequestState, Withdrawal, decide, evolve,
+    Command, ReceiptFacts, RequestState, Withdrawal, decide, evolve,
 };
+use crate::message::{PartnerAck, PartnerMessage};
 use crate::pending::{PendingAcmData, PendingItem};
 use crate::ports::{
     AcceptanceHook, ClientNotifier, Clock, Directory, IdSource, Ids, OutboxLedger, OwedMessage,
-    PartnerAck, PartnerTransport, PendingAcmDataNotification,
+    PartnerTransport, PendingAcmDataNotification,
 };
 use crate::request::{
     AcmRequest, AcmRequestBody, AuthorizationRefusal, Decision, Limits, Target, VerificationFailure,

@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
 
 use acm_core::id::SystemId;
-use acm_core::lifecycle::PartnerMessage;
-use acm_core::ports::{PartnerAck, PartnerTransport, TransportError};
+use acm_core::message::PartnerMessage;
+use acm_core::message::PartnerAck;
+use acm_core::ports::{PartnerTransport, TransportError};
 use acm_core::server::{PartnerInbox, ServiceError};
 use async_trait::async_trait;
 

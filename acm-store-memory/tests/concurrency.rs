@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use acm_core::directory::StaticDirectory;
 use acm_core::id::{StreamId, SystemId, Version};
-use acm_core::lifecycle::PartnerMessage;
+use acm_core::message::PartnerMessage;
 use acm_core::ports::SequentialIds;
 use acm_core::recording::ManualClock;
 use acm_core::request::{AcmRequest, AcmRequestBody, Target};

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use acm_core::Event;
 use acm_core::id::{McServiceId, MessageId, RequestId, StreamId, SystemId, Version};
-use acm_core::lifecycle::{Command, PartnerMessage, RequestState, decide, evolve};
+use acm_core::lifecycle::{Command, RequestState, decide, evolve};
+use acm_core::message::PartnerMessage;
 use acm_core::ports::OutboxLedger;
 use acm_core::request::{Decision, Target};
 use acm_core::store::{Actor, Appended, EventStore, ExpectedVersion, NewEvent, StoreError};

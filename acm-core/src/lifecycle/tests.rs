@@ -1,4 +1,15 @@
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
 use super::*;
+use crate::error::Closure;
+use crate::id::{McServiceId, MessageId, SystemId};
+use crate::message::PartnerMessage;
+use crate::request::{
+    AcmRequest, AcmResponse, AuthorizationRefusal, Decision, Limits, MAX_REASON_LEN, Outcome,
+    Processing, RejectionReason, Responder, Target, VerificationFailure,
+};
 use crate::id::GroupId;
 use crate::request::AcmRequestBody;
 use crate::testkit::given;
