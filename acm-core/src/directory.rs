@@ -1,12 +1,15 @@
 //! A directory held in memory: configuration as data, for embedding, tests and the demo.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
 use crate::id::{FunctionalAlias, McServiceId, SystemId};
-use crate::ports::{Authorizer, Interconnections, ProcessingPolicy, Recipients};
+use crate::ports::{
+    Authorizer, DirectoryError, Interconnections, Lookup, ProcessingPolicy, Recipients,
+};
 use crate::request::{
     AcmRequest, AcmRequestKind, AuthorizationRefusal, Processing, Target, VerificationFailure,
 };
@@ -34,6 +37,7 @@ struct Tables {
 pub struct StaticDirectory {
     system: SystemId,
     tables: RwLock<Tables>,
+    unavailable: AtomicBool,
 }
 
 impl StaticDirectory {
@@ -42,6 +46,7 @@ impl StaticDirectory {
         Self {
             system,
             tables: RwLock::new(Tables::default()),
+            unavailable: AtomicBool::new(false),
         }
     }
 
@@ -124,6 +129,20 @@ impl StaticDirectory {
         &self.system
     }
 
+    /// Makes every lookup fail with a [`DirectoryError`] (`false`) or answer again (`true`),
+    /// as a directory server going down and coming back would.
+    pub fn set_available(&self, available: bool) {
+        self.unavailable.store(!available, Ordering::SeqCst);
+    }
+
+    fn reachable(&self) -> Result<(), DirectoryError> {
+        if self.unavailable.load(Ordering::SeqCst) {
+            Err(DirectoryError::new(format!("directory of {} is down", self.system)))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Whether `user` is known here.
     pub fn has_user(&self, user: &McServiceId) -> bool {
         self.read(|t| t.users.contains_key(user))
@@ -132,7 +151,8 @@ impl StaticDirectory {
 
 #[async_trait]
 impl Authorizer for StaticDirectory {
-    async fn authorize(&self, request: &AcmRequest) -> Result<(), AuthorizationRefusal> {
+    async fn authorize(&self, request: &AcmRequest) -> Lookup<(), AuthorizationRefusal> {
+        self.reachable()?;
         // Interconnection, home domains and the requester's alias are the server's own
         // checks (see `Authorizer`); what is left here is the provider table.
         self.read(|t| {
@@ -140,20 +160,24 @@ impl Authorizer for StaticDirectory {
                 .providers
                 .contains(&(request.requester.clone(), request.partner.clone()))
             {
-                return Err(AuthorizationRefusal::NotAuthorized {
+                return Ok(Err(AuthorizationRefusal::NotAuthorized {
                     user: request.requester.clone(),
                     partner: request.partner.clone(),
-                });
+                }));
             }
-            Ok(())
+            Ok(Ok(()))
         })
     }
 }
 
 #[async_trait]
 impl Interconnections for StaticDirectory {
-    async fn partner_home_domains(&self, system: &SystemId) -> Option<Vec<SystemId>> {
-        self.read(|t| t.partners.get(system).cloned())
+    async fn partner_home_domains(
+        &self,
+        system: &SystemId,
+    ) -> Result<Option<Vec<SystemId>>, DirectoryError> {
+        self.reachable()?;
+        Ok(self.read(|t| t.partners.get(system).cloned()))
     }
 }
 
@@ -163,8 +187,9 @@ impl Recipients for StaticDirectory {
         &self,
         target: &Target,
         _kind: AcmRequestKind,
-    ) -> Result<Vec<McServiceId>, VerificationFailure> {
-        self.read(|t| match target {
+    ) -> Lookup<Vec<McServiceId>, VerificationFailure> {
+        self.reachable()?;
+        Ok(self.read(|t| match target {
             Target::User(user) => match t.users.get(user) {
                 None => Err(VerificationFailure::UnknownTarget { user: user.clone() }),
                 Some(false) => Err(VerificationFailure::TargetMayNotReceive { user: user.clone() }),
@@ -183,14 +208,19 @@ impl Recipients for StaticDirectory {
                     Ok(t.administrators.clone())
                 }
             }
-        })
+        }))
     }
 }
 
 #[async_trait]
 impl ProcessingPolicy for StaticDirectory {
-    async fn processing(&self, kind: AcmRequestKind, _from: &SystemId) -> Processing {
-        self.read(|t| t.processing.get(&kind).copied().unwrap_or_default())
+    async fn processing(
+        &self,
+        kind: AcmRequestKind,
+        _from: &SystemId,
+    ) -> Result<Processing, DirectoryError> {
+        self.reachable()?;
+        Ok(self.read(|t| t.processing.get(&kind).copied().unwrap_or_default()))
     }
 }
 
@@ -236,14 +266,17 @@ impl From<Arc<StaticDirectory>> for ComposedDirectory {
 
 #[async_trait]
 impl Authorizer for ComposedDirectory {
-    async fn authorize(&self, request: &AcmRequest) -> Result<(), AuthorizationRefusal> {
+    async fn authorize(&self, request: &AcmRequest) -> Lookup<(), AuthorizationRefusal> {
         self.authorizer.authorize(request).await
     }
 }
 
 #[async_trait]
 impl Interconnections for ComposedDirectory {
-    async fn partner_home_domains(&self, system: &SystemId) -> Option<Vec<SystemId>> {
+    async fn partner_home_domains(
+        &self,
+        system: &SystemId,
+    ) -> Result<Option<Vec<SystemId>>, DirectoryError> {
         self.interconnections.partner_home_domains(system).await
     }
 }
@@ -254,14 +287,18 @@ impl Recipients for ComposedDirectory {
         &self,
         target: &Target,
         kind: AcmRequestKind,
-    ) -> Result<Vec<McServiceId>, VerificationFailure> {
+    ) -> Lookup<Vec<McServiceId>, VerificationFailure> {
         self.recipients.resolve(target, kind).await
     }
 }
 
 #[async_trait]
 impl ProcessingPolicy for ComposedDirectory {
-    async fn processing(&self, kind: AcmRequestKind, from: &SystemId) -> Processing {
+    async fn processing(
+        &self,
+        kind: AcmRequestKind,
+        from: &SystemId,
+    ) -> Result<Processing, DirectoryError> {
         self.processing.processing(kind, from).await
     }
 }

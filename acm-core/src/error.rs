@@ -7,6 +7,7 @@ use crate::id::{FunctionalAlias, GroupId, McServiceId, MessageId, SystemId};
 /// Why a request is closed to a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Closure {
     /// Refused at step 2.
     Refused,
@@ -18,6 +19,8 @@ pub enum Closure {
     Withdrawn,
     /// Partner verification failed.
     VerificationFailed,
+    /// The partner did not acknowledge it within the send deadline.
+    Undeliverable,
 }
 
 impl std::fmt::Display for Closure {
@@ -28,6 +31,7 @@ impl std::fmt::Display for Closure {
             Self::Expired => "expired",
             Self::Withdrawn => "withdrawn",
             Self::VerificationFailed => "failed verification",
+            Self::Undeliverable => "undeliverable",
         })
     }
 }
@@ -37,6 +41,7 @@ impl std::fmt::Display for Closure {
 /// Each variant is a stable, matchable reason: callers never need to read the message text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "error")]
+#[non_exhaustive]
 pub enum DomainError {
     /// A provision request with no group IDs.
     #[error("the group list is empty")]
@@ -158,9 +163,12 @@ pub enum DomainError {
     /// The request was not accepted, so there is nothing to apply.
     #[error("the request was not accepted")]
     NotAccepted,
-    /// The request's pending time has not run out.
+    /// The request's pending time (or send deadline) has not run out.
     #[error("the request is not due to expire")]
     NotDue,
+    /// The request was acknowledged, answered or closed: the send deadline no longer applies.
+    #[error("the request is no longer waiting for the partner's acknowledgement")]
+    NotAwaitingAck,
 }
 
 impl DomainError {
@@ -193,6 +201,7 @@ impl DomainError {
             Self::NotWithdrawable => "not_withdrawable",
             Self::NotAccepted => "not_accepted",
             Self::NotDue => "not_due",
+            Self::NotAwaitingAck => "not_awaiting_ack",
         }
     }
 }

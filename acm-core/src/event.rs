@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::id::{McServiceId, MessageId, SystemId};
+use crate::id::{IdempotencyKey, McServiceId, MessageId, SystemId};
 use crate::request::{AcmRequest, AcmResponse, AuthorizationRefusal, VerificationFailure};
 use crate::store::DomainEvent;
 
@@ -23,6 +23,10 @@ pub enum Event {
         request: Arc<AcmRequest>,
         /// When the server received it.
         at: DateTime<Utc>,
+        /// The key the client chose for this submission, if any: a retry with it is answered
+        /// from this request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        idempotency_key: Option<IdempotencyKey>,
     },
     /// Step 2: the user is authorised for this request.
     Authorized,
@@ -51,6 +55,10 @@ pub enum Event {
         /// The response.
         response: AcmResponse,
     },
+    /// The partner did not acknowledge the request within the send deadline: the primary
+    /// stops sending it and tells the requester, as it would a response. A late
+    /// acknowledgement or response is recorded and does not reopen the request.
+    Undeliverable,
     /// Step 14: the response was delivered to the requester.
     ResponseDelivered {
         /// The requester.
@@ -133,6 +141,7 @@ impl DomainEvent for Event {
             Self::PartnerStored { .. } => "partner_stored",
             Self::ResponseReceived { .. } => "response_received",
             Self::ResponseDelivered { .. } => "response_delivered",
+            Self::Undeliverable => "undeliverable",
             Self::WithdrawalRequested { .. } => "withdrawal_requested",
             Self::WithdrawalRefused => "withdrawal_refused",
             Self::WithdrawalOutcomeDelivered { .. } => "withdrawal_outcome_delivered",

@@ -36,6 +36,8 @@ pub enum IdField {
     EventId,
     /// [`MessageId`].
     MessageId,
+    /// [`IdempotencyKey`].
+    IdempotencyKey,
 }
 
 impl fmt::Display for IdField {
@@ -48,6 +50,7 @@ impl fmt::Display for IdField {
             Self::RequestId => "request ID",
             Self::EventId => "event ID",
             Self::MessageId => "message ID",
+            Self::IdempotencyKey => "idempotency key",
         })
     }
 }
@@ -101,6 +104,11 @@ pub enum IdProblem {
     NotUuid,
     /// A UUID, but not version 7.
     NotUuidV7,
+    /// A character that is not visible ASCII (`!` to `~`) at this byte offset.
+    NotVisibleAscii {
+        /// Byte offset of the offending character.
+        at: usize,
+    },
 }
 
 impl fmt::Display for IdProblem {
@@ -130,6 +138,9 @@ impl fmt::Display for IdProblem {
             Self::InvalidHost => f.write_str("host is not a valid domain name"),
             Self::NotUuid => f.write_str("not a UUID"),
             Self::NotUuidV7 => f.write_str("not a version 7 UUID"),
+            Self::NotVisibleAscii { at } => {
+                write!(f, "character at byte {at} is not visible ASCII")
+            }
         }
     }
 }
@@ -531,6 +542,70 @@ impl fmt::Display for SystemId {
 impl fmt::Debug for SystemId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SystemId({})", self.0)
+    }
+}
+
+/// A key an ACM client chooses for one submission, so that a retry after a lost reply is
+/// recognised (the HTTP `Idempotency-Key` header): 1 to [`MAX_ID_LEN`] visible ASCII
+/// characters, kept as given. It is scoped to its requester: two users may use one key.
+///
+/// ```
+/// use acm_core::id::{IdProblem, IdempotencyKey};
+/// let key: IdempotencyKey = "retry-7f3a".parse().unwrap();
+/// assert_eq!(key.as_str(), "retry-7f3a");
+/// assert_eq!("two words".parse::<IdempotencyKey>().unwrap_err().problem,
+///            IdProblem::NotVisibleAscii { at: 3 });
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct IdempotencyKey(Arc<str>);
+
+impl IdempotencyKey {
+    /// The key as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for IdempotencyKey {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        let field = IdField::IdempotencyKey;
+        if s.is_empty() {
+            return Err(err(field, IdProblem::Empty));
+        }
+        if s.len() > MAX_ID_LEN {
+            return Err(err(field, IdProblem::TooLong { len: s.len() }));
+        }
+        if let Some(at) = s.bytes().position(|b| !b.is_ascii_graphic()) {
+            return Err(err(field, IdProblem::NotVisibleAscii { at }));
+        }
+        Ok(Self(Arc::from(s)))
+    }
+}
+
+impl TryFrom<String> for IdempotencyKey {
+    type Error = IdError;
+    fn try_from(s: String) -> Result<Self, IdError> {
+        s.parse()
+    }
+}
+
+impl From<IdempotencyKey> for String {
+    fn from(key: IdempotencyKey) -> String {
+        key.0.to_string()
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdempotencyKey({})", self.0)
     }
 }
 

@@ -28,6 +28,12 @@ pub enum PendingItem {
         /// The partner's response.
         response: AcmResponse,
     },
+    /// The partner never acknowledged the requester's request within the send deadline: it
+    /// was not delivered (a late acknowledgement does not change that).
+    Undeliverable {
+        /// The request.
+        request: Arc<AcmRequest>,
+    },
     /// The partner's answer to the requester's withdrawal: withdrawn, or too late (the request
     /// was delivered or answered already; its response follows as usual).
     WithdrawalOutcome {

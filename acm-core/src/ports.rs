@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::error::DomainError;
 use crate::id::{EventId, McServiceId, MessageId, RequestId, SystemId};
 use crate::message::{PartnerAck, PartnerMessage};
 use crate::request::{
@@ -38,29 +39,36 @@ pub trait IdSource: Send + Sync {
     fn next_uuid(&self) -> Uuid;
 }
 
-/// Fresh ids of each kind, for any [`IdSource`].
+/// An [`IdSource`] broke its promise: the UUID it gave is not version 7. Nothing was
+/// recorded; the vendor's id source needs fixing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the id source gave {uuid}, which is not a version 7 UUID")]
+pub struct IdSourceError {
+    /// What it gave.
+    pub uuid: Uuid,
+}
+
+/// Fresh ids of each kind, for any [`IdSource`], checked: a vendor source that gives a UUID
+/// of another version is an error, never a panic.
 pub trait Ids: IdSource {
     /// A fresh event id.
-    fn event_id(&self) -> EventId {
-        EventId::from_uuid(self.next_uuid()).unwrap_or_else(|_| unreachable_v7())
+    fn event_id(&self) -> Result<EventId, IdSourceError> {
+        let uuid = self.next_uuid();
+        EventId::from_uuid(uuid).map_err(|_| IdSourceError { uuid })
     }
     /// A fresh message id.
-    fn message_id(&self) -> MessageId {
-        MessageId::from_uuid(self.next_uuid()).unwrap_or_else(|_| unreachable_v7())
+    fn message_id(&self) -> Result<MessageId, IdSourceError> {
+        let uuid = self.next_uuid();
+        MessageId::from_uuid(uuid).map_err(|_| IdSourceError { uuid })
     }
     /// A fresh request id.
-    fn request_id(&self) -> RequestId {
-        RequestId::from_uuid(self.next_uuid()).unwrap_or_else(|_| unreachable_v7())
+    fn request_id(&self) -> Result<RequestId, IdSourceError> {
+        let uuid = self.next_uuid();
+        RequestId::from_uuid(uuid).map_err(|_| IdSourceError { uuid })
     }
 }
 
 impl<T: IdSource + ?Sized> Ids for T {}
-
-#[cold]
-fn unreachable_v7() -> ! {
-    // IdSource implementations promise version 7; breaking that is a programming error.
-    panic!("IdSource returned a UUID that is not version 7")
-}
 
 /// Random version 7 UUIDs (time-ordered, from the system clock and the OS's randomness).
 #[derive(Debug, Clone, Copy, Default)]
@@ -99,6 +107,31 @@ impl IdSource for SequentialIds {
     }
 }
 
+/// A directory could not be asked (its server is down, a query timed out): not a verdict.
+/// The ACM server records nothing final on it and answers
+/// [`ServiceError::Unavailable`](crate::server::ServiceError::Unavailable); a partner message
+/// is then not acknowledged, so its sender tries again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("directory unavailable: {detail}")]
+pub struct DirectoryError {
+    /// What failed, for the operator.
+    pub detail: String,
+}
+
+impl DirectoryError {
+    /// A directory failure described by `detail`.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self {
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A directory's answer: the inner result is the verdict, the outer one whether the
+/// directory could be asked at all (in the manner of a nested result: a refusal is a
+/// value, an outage an error).
+pub type Lookup<T, R> = Result<Result<T, R>, DirectoryError>;
+
 /// Step 2: may this user provide this kind of ACM request to this partner system?
 ///
 /// The ACM server checks what its configuration already knows before it asks: that the
@@ -111,7 +144,7 @@ pub trait Authorizer: Send + Sync {
     /// `Ok` when `request.requester` is authorised to provide this kind of ACM request to
     /// `request.partner` (TS 23.280's pre-condition on the sending user); otherwise why not,
     /// typically [`AuthorizationRefusal::NotAuthorized`].
-    async fn authorize(&self, request: &AcmRequest) -> Result<(), AuthorizationRefusal>;
+    async fn authorize(&self, request: &AcmRequest) -> Lookup<(), AuthorizationRefusal>;
 }
 
 /// The interconnected partner MC systems.
@@ -119,7 +152,10 @@ pub trait Authorizer: Send + Sync {
 pub trait Interconnections: Send + Sync {
     /// The domains `system` is the group home system for, or `None` when `system` is not an
     /// interconnected partner.
-    async fn partner_home_domains(&self, system: &SystemId) -> Option<Vec<SystemId>>;
+    async fn partner_home_domains(
+        &self,
+        system: &SystemId,
+    ) -> Result<Option<Vec<SystemId>>, DirectoryError>;
 }
 
 /// Users of this MC system: who exists, who may receive, who holds a functional alias
@@ -131,14 +167,18 @@ pub trait Recipients: Send + Sync {
         &self,
         target: &Target,
         kind: AcmRequestKind,
-    ) -> Result<Vec<McServiceId>, VerificationFailure>;
+    ) -> Lookup<Vec<McServiceId>, VerificationFailure>;
 }
 
 /// Local policy: manual or automatic processing per request kind and sender.
 #[async_trait]
 pub trait ProcessingPolicy: Send + Sync {
     /// How requests of `kind` from `from` are processed.
-    async fn processing(&self, kind: AcmRequestKind, from: &SystemId) -> Processing;
+    async fn processing(
+        &self,
+        kind: AcmRequestKind,
+        from: &SystemId,
+    ) -> Result<Processing, DirectoryError>;
 }
 
 /// Everything an ACM server looks up; implemented for any type with all four parts.
@@ -153,28 +193,10 @@ pub struct PendingAcmDataNotification {
     pub mc_service_id: McServiceId,
 }
 
-/// Tells a logged-on user's ACM client that ACM data is pending (steps 7a and 13a).
-///
-/// Best effort by design: a lost notification is repeated at the user's next log-on, and the
-/// data itself stays pending in the store until downloaded.
-#[async_trait]
-pub trait ClientNotifier: Send + Sync {
-    /// Sends the notification.
-    async fn notify(&self, notification: PendingAcmDataNotification);
-}
-
-/// A notifier that tells nobody.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoNotifier;
-
-#[async_trait]
-impl ClientNotifier for NoNotifier {
-    async fn notify(&self, _notification: PendingAcmDataNotification) {}
-}
-
 /// Why a message did not reach a partner, or was refused there.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "error")]
+#[non_exhaustive]
 pub enum TransportError {
     /// No answer (network, time-out, partner down): try again later.
     #[error("partner {system} unreachable: {detail}")]
@@ -190,19 +212,48 @@ pub enum TransportError {
     Refused {
         /// The partner.
         system: SystemId,
-        /// The partner's stable problem type.
-        problem: String,
+        /// Why.
+        problem: PartnerProblem,
     },
+}
+
+/// Why a partner refused a message, as its ACM server said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "problem")]
+#[non_exhaustive]
+pub enum PartnerProblem {
+    /// The partner's lifecycle refused it (its stable code is [`DomainError::code`]).
+    #[error("{0}")]
+    Domain(DomainError),
+    /// A refusal the partner named by a problem type acm does not know.
+    #[error("{problem_type}")]
+    Other {
+        /// The partner's problem type (RFC 9457 `type`).
+        problem_type: String,
+    },
+}
+
+impl PartnerProblem {
+    /// A stable code: the domain error's code, or the partner's problem type.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Domain(error) => error.code(),
+            Self::Other { problem_type } => problem_type,
+        }
+    }
 }
 
 /// Sends messages to partner ACM servers (steps 3 and 10, withdrawals).
 #[async_trait]
 pub trait PartnerTransport: Send + Sync {
-    /// Sends `message` to `to` and returns its acknowledgement.
+    /// Sends `message` to `to` and returns its acknowledgement. A send that has no answer
+    /// within `deadline` must give up with [`TransportError::Unreachable`]: the relay's claim
+    /// on the message lasts only a little longer.
     async fn send(
         &self,
         to: &SystemId,
         message: &PartnerMessage,
+        deadline: std::time::Duration,
     ) -> Result<PartnerAck, TransportError>;
 }
 
@@ -232,42 +283,4 @@ impl AcceptanceHook for NoHook {
     async fn accepted(&self, _: &AcmRequest, _: &AcmResponse) -> Result<(), HookError> {
         Ok(())
     }
-}
-
-/// A message owed to a partner, as an outbox hands it to the relay. The message itself is
-/// rebuilt from the request's state (derived from the log), so what the relay sends is always
-/// what the log owes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwedMessage {
-    /// The request it belongs to.
-    pub request_id: RequestId,
-    /// The message's id (the partner deduplicates by it).
-    pub message_id: MessageId,
-    /// Failed attempts so far.
-    pub attempts: u32,
-}
-
-/// A durable outbox kept by the store in the same transaction as the events (the `SQLite`
-/// store has one). With it the relay claims due messages from the store and counts failed
-/// attempts there, so back-off survives a restart; without it the relay works from the
-/// in-memory projection. Either way a message is settled by the event that records its
-/// acknowledgement.
-#[async_trait]
-pub trait OutboxLedger: Send + Sync {
-    /// Claims up to `limit` messages due at `now`; a claimed message is not claimed again
-    /// before `now + lease` unless recorded as failed.
-    async fn claim(
-        &self,
-        now: DateTime<Utc>,
-        lease: chrono::Duration,
-        limit: usize,
-    ) -> Result<Vec<OwedMessage>, crate::store::StoreError>;
-
-    /// Records a failed send: one more attempt, not due before `retry_at`. Returns the
-    /// attempts so far, or `None` when the message is no longer owed.
-    async fn failed(
-        &self,
-        message_id: MessageId,
-        retry_at: DateTime<Utc>,
-    ) -> Result<Option<u32>, crate::store::StoreError>;
 }

@@ -193,6 +193,7 @@ impl Appended {
 
 /// A failure of an event store operation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The stream's version is not what the appender expected; nothing was written.
     #[error("stream {stream}: expected {expected:?}, found version {actual}")]
@@ -214,6 +215,17 @@ pub enum StoreError {
     /// An append with no events.
     #[error("nothing to append")]
     EmptyAppend,
+    /// An ACM store's append would record a key that another request holds (a partner
+    /// message id, a client's idempotency key); nothing was written.
+    #[error("{0} is held by another request")]
+    Taken(crate::views::Claim),
+    /// The store stopped accepting writes after a failure it could not rule out had lost
+    /// data (a failed commit or fsync): nothing more is acknowledged until it is reopened.
+    #[error("store halted after an I/O failure; reopen it: {reason}")]
+    Halted {
+        /// The failure that stopped it.
+        reason: String,
+    },
     /// The storage backend failed; the append may or may not be durable (retry with the same
     /// event ids, which is safe).
     #[error("storage backend: {0}")]

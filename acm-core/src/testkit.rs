@@ -6,5 +6,6 @@ pub mod conformance;
 pub mod gwt;
 pub mod intercept;
 
-pub use crate::recording::{ManualClock, RecordingHook, RecordingNotifier};
+pub use crate::clock::ManualClock;
+pub use crate::server::execute;
 pub use gwt::given;

@@ -14,13 +14,14 @@ use std::sync::Arc;
 
 use acm_core::directory::StaticDirectory;
 use acm_core::id::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
-use acm_core::ports::{IdSource, OutboxLedger, SequentialIds};
-use acm_core::recording::{ManualClock, RecordingHook, RecordingNotifier};
+use acm_core::ports::{IdSource, SequentialIds};
 use acm_core::request::{AcmRequestBody, Target};
-use acm_core::store::EventStore;
-use acm_core::{AcmServer, Event, Ports, ServerConfig, ServiceError, Submission};
+use acm_core::{
+    AcmServer, AcmStore, ManualClock, Ports, ServerConfig, ServiceError, Session, Submission,
+};
 
-use crate::{InProcessNetwork, MemoryStore};
+use crate::hook::RecordingHook;
+use crate::{InProcessNetwork, MemoryAcmStore};
 
 /// Parses a literal identifier of the fixture.
 ///
@@ -39,7 +40,7 @@ where
 
 /// One MC system of the pair, on a store of type `S`.
 #[derive(Debug)]
-pub struct System<S = MemoryStore<Event>> {
+pub struct System<S = MemoryAcmStore> {
     /// Its id.
     pub id: SystemId,
     /// Its ACM server.
@@ -48,35 +49,28 @@ pub struct System<S = MemoryStore<Event>> {
     pub store: Arc<S>,
     /// Its directory.
     pub directory: Arc<StaticDirectory>,
-    /// Notifications its server sent.
-    pub notifier: Arc<RecordingNotifier>,
     /// Acceptance hook calls on its server.
     pub hook: Arc<RecordingHook>,
     config: ServerConfig,
     ports: Ports,
 }
 
-impl<S: EventStore<Event> + 'static> System<S> {
+impl<S: AcmStore + 'static> System<S> {
     async fn open(
         config: ServerConfig,
         directory: StaticDirectory,
         network: &InProcessNetwork,
         clock: Arc<ManualClock>,
         ids: Arc<dyn IdSource>,
-        (store, outbox): (Arc<S>, Option<Arc<dyn OutboxLedger>>),
+        store: Arc<S>,
     ) -> Result<Self, ServiceError> {
         let directory = Arc::new(directory);
-        let notifier = Arc::new(RecordingNotifier::default());
         let hook = Arc::new(RecordingHook::default());
-        let ports = Ports {
-            directory: directory.clone(),
-            transport: network.transport(config.system.clone()),
-            notifier: notifier.clone(),
-            hook: hook.clone(),
-            clock,
-            ids,
-            outbox,
-        };
+        let ports = Ports::builder(directory.clone(), network.transport(config.system.clone()))
+            .hook(hook.clone())
+            .clock(clock)
+            .ids(ids)
+            .build();
         let server = Arc::new(AcmServer::open(config.clone(), ports.clone(), store.clone()).await?);
         network.register(config.system.clone(), &server);
         Ok(Self {
@@ -84,15 +78,19 @@ impl<S: EventStore<Event> + 'static> System<S> {
             server,
             store,
             directory,
-            notifier,
             hook,
             config,
             ports,
         })
     }
 
-    /// Restarts the server: a new [`AcmServer`] rebuilt from the same store (sessions, the
-    /// outbox's retry timers and caches are lost, as in a process restart).
+    /// Logs `user` on at this system's server.
+    pub async fn log_on(&self, user: &McServiceId) -> Result<Session, ServiceError> {
+        self.server.log_on(user).await
+    }
+
+    /// Restarts the server: a new [`AcmServer`] on the same store (sessions and the cache are
+    /// lost, as in a process restart).
     pub async fn restart(&mut self, network: &InProcessNetwork) -> Result<(), ServiceError> {
         let server =
             AcmServer::open(self.config.clone(), self.ports.clone(), self.store.clone()).await?;
@@ -104,7 +102,7 @@ impl<S: EventStore<Event> + 'static> System<S> {
 
 /// Systems A and B, interconnected, each on a store of type `S`.
 #[derive(Debug)]
-pub struct TwoSystems<S = MemoryStore<Event>> {
+pub struct TwoSystems<S = MemoryAcmStore> {
     /// The network between them.
     pub network: InProcessNetwork,
     /// The clock both use.
@@ -126,16 +124,16 @@ impl TwoSystems {
     pub async fn with_config(
         configure: impl Fn(ServerConfig) -> ServerConfig,
     ) -> Result<Self, ServiceError> {
-        Self::with_stores(configure, |_| (Arc::new(MemoryStore::new()), None)).await
+        Self::with_stores(configure, |_| Arc::new(MemoryAcmStore::new())).await
     }
 }
 
-impl<S: EventStore<Event> + 'static> TwoSystems<S> {
-    /// Builds both systems, each on the store (and the store's durable outbox, if any)
-    /// `store(system)` gives, letting `configure` adjust each server's configuration.
+impl<S: AcmStore + 'static> TwoSystems<S> {
+    /// Builds both systems, each on the store `store(system)` gives, letting `configure`
+    /// adjust each server's configuration.
     pub async fn with_stores(
         configure: impl Fn(ServerConfig) -> ServerConfig,
-        mut store: impl FnMut(&SystemId) -> (Arc<S>, Option<Arc<dyn OutboxLedger>>),
+        mut store: impl FnMut(&SystemId) -> Arc<S>,
     ) -> Result<Self, ServiceError> {
         let (a_id, b_id): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
         let network = InProcessNetwork::new();
@@ -203,12 +201,17 @@ impl<S: EventStore<Event> + 'static> TwoSystems<S> {
         self.settle().await
     }
 
-    /// Relays on both servers until neither has anything left to send (at most 8 rounds).
+    /// Runs both servers' duties until neither has anything left to do (at most 8 rounds);
+    /// the first error a duty met, if any.
     pub async fn settle(&self) -> Result<(), acm_core::ServiceError> {
         for _ in 0..8 {
-            let a = self.a.server.tick().await?;
-            let b = self.b.server.tick().await?;
-            if a.relay.acknowledged + b.relay.acknowledged + a.hooks + b.hooks == 0 {
+            let a = self.a.server.tick().await;
+            let b = self.b.server.tick().await;
+            let busy = a.relay.acknowledged + b.relay.acknowledged + a.hooks + b.hooks;
+            if let Some((_, error)) = a.errors.into_iter().chain(b.errors).next() {
+                return Err(error);
+            }
+            if busy == 0 {
                 break;
             }
         }
@@ -250,5 +253,6 @@ pub fn provision(target: Target, n: usize) -> Submission {
         partner: id("mc-b.example"),
         target,
         body: AcmRequestBody::provision(groups(n)),
+        idempotency_key: None,
     }
 }

@@ -5,9 +5,13 @@
 //! benchmarks, demos and embedding where durability is not needed.
 #![warn(missing_docs)]
 
+mod acm;
+mod hook;
 pub mod fixture;
 pub mod network;
 pub mod store;
 
+pub use acm::{AcmViews, MemoryAcmStore};
+pub use hook::RecordingHook;
 pub use network::InProcessNetwork;
-pub use store::MemoryStore;
+pub use store::{MemoryStore, NoViews, Projector};

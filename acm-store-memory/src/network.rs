@@ -7,7 +7,8 @@ use std::sync::{Arc, RwLock, Weak};
 use acm_core::id::SystemId;
 use acm_core::message::PartnerMessage;
 use acm_core::message::PartnerAck;
-use acm_core::ports::{PartnerTransport, TransportError};
+use acm_core::ports::{PartnerProblem, PartnerTransport, TransportError};
+use std::time::Duration;
 use acm_core::server::{PartnerInbox, ServiceError};
 use async_trait::async_trait;
 
@@ -95,6 +96,7 @@ impl PartnerTransport for InProcessTransport {
         &self,
         to: &SystemId,
         message: &PartnerMessage,
+        deadline: Duration,
     ) -> Result<PartnerAck, TransportError> {
         let Some(inbox) = self.network.route(&self.local, to) else {
             return Err(TransportError::Unreachable {
@@ -102,11 +104,14 @@ impl PartnerTransport for InProcessTransport {
                 detail: "no route".into(),
             });
         };
+        // In process there is no timer to race: a partner that does not answer is modelled
+        // by a cut link, and the deadline is the caller's bound on what it waits for.
+        let _ = deadline;
         match inbox.receive(&self.local, message.clone()).await {
             Ok(ack) => Ok(ack),
             Err(ServiceError::Domain(error)) => Err(TransportError::Refused {
                 system: to.clone(),
-                problem: error.code().into(),
+                problem: PartnerProblem::Domain(error),
             }),
             Err(other) => Err(TransportError::Unreachable {
                 system: to.clone(),

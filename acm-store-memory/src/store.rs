@@ -9,6 +9,7 @@ use acm_core::store::{
 use async_trait::async_trait;
 use foldhash::HashMap;
 use std::collections::hash_map::Entry;
+use tokio::sync::watch;
 
 /// How many envelopes a read copies per lock acquisition: bounds the time writers wait.
 const PAGE: usize = 256;
@@ -54,13 +55,15 @@ impl<E> Log<E> {
 }
 
 #[derive(Debug)]
-struct Inner<E> {
+struct Inner<E, P> {
     /// The whole log; index `i` holds global position `i + 1`.
     log: Log<E>,
     /// Per stream, the log indexes of its events in version order.
     streams: HashMap<StreamId, Vec<usize>>,
     /// Event id -> log index: the unique index behind idempotent appends.
     ids: HashMap<EventId, usize>,
+    /// The views kept with the events, under the same lock.
+    views: P,
 }
 
 /// An event store held in memory, safe to share between tasks.
@@ -75,11 +78,13 @@ struct Inner<E> {
 /// assert_eq!(head, GlobalPosition::START);
 /// ```
 #[derive(Debug)]
-pub struct MemoryStore<E> {
-    inner: Mutex<Inner<E>>,
+pub struct MemoryStore<E, P = NoViews> {
+    inner: Mutex<Inner<E, P>>,
+    /// The log's length, for subscribers waiting for what commits next.
+    committed: watch::Sender<u64>,
 }
 
-impl<E> Default for MemoryStore<E> {
+impl<E, P: Default> Default for MemoryStore<E, P> {
     fn default() -> Self {
         Self {
             inner: Mutex::new(Inner {
@@ -89,18 +94,20 @@ impl<E> Default for MemoryStore<E> {
                 },
                 streams: HashMap::default(),
                 ids: HashMap::default(),
+                views: P::default(),
             }),
+            committed: watch::Sender::new(0),
         }
     }
 }
 
-impl<E: DomainEvent> MemoryStore<E> {
+impl<E: DomainEvent, P: Projector<E>> MemoryStore<E, P> {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner<E>> {
+    fn lock(&self) -> MutexGuard<'_, Inner<E, P>> {
         // Every mutation is validated before the first write, so a poisoned lock still guards
         // a consistent log.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
@@ -141,7 +148,12 @@ impl<E: DomainEvent> MemoryStore<E> {
             });
         }
         let mut guard = self.lock();
-        let Inner { log, streams, ids } = &mut *guard;
+        let Inner {
+            log,
+            streams,
+            ids,
+            views,
+        } = &mut *guard;
         // Each id is hashed once: the first id's slot decides between a replay and a new batch,
         // the others are claimed below and released again if the batch is refused.
         let first_slot = match ids.entry(first.event_id) {
@@ -183,6 +195,22 @@ impl<E: DomainEvent> MemoryStore<E> {
                 }
             }
         }
+        let prepared = {
+            let mut history = indexes.iter().filter_map(|&i| log.get(i)).map(|e| &e.payload);
+            views.prepare(stream, &mut history, &events)
+        };
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                for claimed in &events {
+                    ids.remove(&claimed.event_id);
+                }
+                if indexes.is_empty() {
+                    streams.remove(&stream);
+                }
+                return Err(error);
+            }
+        };
         let count = events.len();
         for (i, event) in events.into_iter().enumerate() {
             let index = first_index + i;
@@ -194,6 +222,10 @@ impl<E: DomainEvent> MemoryStore<E> {
                 event,
             ));
         }
+        views.commit(stream, prepared);
+        let len = log.len() as u64;
+        drop(guard);
+        self.committed.send_replace(len);
         Ok(Appended {
             first_version: actual.next(),
             first_position: GlobalPosition(first_index as u64 + 1),
@@ -201,6 +233,80 @@ impl<E: DomainEvent> MemoryStore<E> {
             replayed: false,
         })
     }
+
+    /// Runs `f` on the views, under the store's lock.
+    pub(crate) fn with_views<R>(&self, f: impl FnOnce(&mut P) -> R) -> R {
+        f(&mut self.lock().views)
+    }
+
+    /// Every event after `after`, then every event as it commits.
+    pub(crate) fn follow(&self, after: GlobalPosition) -> EventStream<'_, E> {
+        let pages = futures_util::stream::unfold(
+            (after, self.committed.subscribe()),
+            move |(after, mut committed)| async move {
+                loop {
+                    // Marked seen before the read: a commit after it wakes the wait below.
+                    committed.borrow_and_update();
+                    let page = self.page_after(after);
+                    if let Some(last) = page.last().map(|e| e.position) {
+                        return Some((
+                            futures_util::stream::iter(page.into_iter().map(Ok)),
+                            (last, committed),
+                        ));
+                    }
+                    // The sender lives as long as the store this stream borrows.
+                    committed.changed().await.ok()?;
+                }
+            },
+        );
+        Box::pin(futures_util::StreamExt::flatten(pages))
+    }
+
+    fn page_after(&self, after: GlobalPosition) -> Vec<Envelope<E>> {
+        let inner = self.lock();
+        let from = usize::try_from(after.0)
+            .unwrap_or(usize::MAX)
+            .min(inner.log.len());
+        inner.log.iter_from(from).take(PAGE).cloned().collect()
+    }
+}
+
+/// What a memory store keeps beside its log, updated under the log's lock: nothing
+/// ([`NoViews`]) or the ACM views ([`crate::AcmViews`]).
+pub trait Projector<E>: Default + Send + 'static {
+    /// What [`Projector::prepare`] computed, to apply once the events are in the log.
+    type Prepared;
+
+    /// Computes what appending `events` to `stream` (whose earlier payloads `history`
+    /// yields) changes; an error refuses the append, which then writes nothing.
+    fn prepare(
+        &mut self,
+        stream: StreamId,
+        history: &mut dyn Iterator<Item = &E>,
+        events: &[NewEvent<E>],
+    ) -> Result<Self::Prepared, StoreError>;
+
+    /// Applies what [`Projector::prepare`] computed.
+    fn commit(&mut self, stream: StreamId, prepared: Self::Prepared);
+}
+
+/// No views: a plain event store.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoViews;
+
+impl<E> Projector<E> for NoViews {
+    type Prepared = ();
+
+    fn prepare(
+        &mut self,
+        _: StreamId,
+        _: &mut dyn Iterator<Item = &E>,
+        _: &[NewEvent<E>],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn commit(&mut self, _: StreamId, (): ()) {}
 }
 
 fn replayed<E: DomainEvent>(
@@ -232,7 +338,7 @@ fn replayed<E: DomainEvent>(
 }
 
 #[async_trait]
-impl<E: DomainEvent> EventStore<E> for MemoryStore<E> {
+impl<E: DomainEvent, P: Projector<E>> EventStore<E> for MemoryStore<E, P> {
     async fn append(
         &self,
         stream: StreamId,
@@ -264,13 +370,7 @@ impl<E: DomainEvent> EventStore<E> for MemoryStore<E> {
 
     fn read_all(&self, after: GlobalPosition) -> EventStream<'_, E> {
         let pages = futures_util::stream::unfold(after, move |after| async move {
-            let page: Vec<_> = {
-                let inner = self.lock();
-                let from = usize::try_from(after.0)
-                    .unwrap_or(usize::MAX)
-                    .min(inner.log.len());
-                inner.log.iter_from(from).take(PAGE).cloned().collect()
-            };
+            let page = self.page_after(after);
             let last = page.last()?.position;
             Some((futures_util::stream::iter(page.into_iter().map(Ok)), last))
         });

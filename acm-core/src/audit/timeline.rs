@@ -56,6 +56,7 @@ impl Step {
             Event::PartnerStored { .. } => Self::PartnerAck,
             Event::ResponseReceived { .. } => Self::StoreResponse,
             Event::ResponseDelivered { .. } => Self::DeliverResponse,
+            Event::Undeliverable => Self::Forward,
             Event::WithdrawalRequested { .. }
             | Event::WithdrawalRefused
             | Event::Withdrawn

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::id::{FunctionalAlias, McServiceId, MessageId, SystemId};
+use crate::id::{FunctionalAlias, IdempotencyKey, McServiceId, MessageId, SystemId};
 use crate::request::{
     AcmRequest, AcmResponse, AuthorizationRefusal, Decision, Limits, Processing,
     VerificationFailure,
@@ -45,6 +45,15 @@ pub enum Command {
         message_id: MessageId,
         /// Now.
         at: DateTime<Utc>,
+        /// The client's key for this submission, if it gave one.
+        idempotency_key: Option<IdempotencyKey>,
+    },
+    /// The send deadline ran out before the partner acknowledged the request.
+    GiveUp {
+        /// Now.
+        now: DateTime<Utc>,
+        /// Configured send deadline, counted from submission.
+        deadline: Duration,
     },
     /// Step 4b at the primary: the partner acknowledged storing the request.
     RecordPartnerAck {
@@ -63,8 +72,12 @@ pub enum Command {
     /// Step 14: deliver what is pending for the requester: the stored response, and the
     /// partner's answer to a withdrawal.
     DeliverResponse {
-        /// Who downloads it.
+        /// Who downloaded it.
         to: McServiceId,
+        /// The response (or the undeliverable notice) was delivered.
+        response: bool,
+        /// The withdrawal's outcome was delivered.
+        withdrawal_outcome: bool,
     },
     /// The requester withdraws the request.
     RequestWithdrawal {

@@ -132,6 +132,7 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
             limits,
             message_id,
             at,
+            idempotency_key,
         } => {
             if !matches!(state, RequestState::Empty) {
                 return Err(DomainError::RequestExists);
@@ -145,6 +146,7 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
             let submitted = Event::Submitted {
                 request: request.clone(),
                 at: *at,
+                idempotency_key: idempotency_key.clone(),
             };
             Ok(match authorization {
                 Err(reason) => vec![
@@ -162,6 +164,20 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
                     },
                 ],
             })
+        }
+        Command::GiveUp { now, deadline } => {
+            let p = primary(state)?;
+            if !p.awaiting_ack() {
+                return Err(DomainError::NotAwaitingAck);
+            }
+            // Checked: a deadline past the end of chrono's range never comes due.
+            if p.submitted_at
+                .checked_add_signed(*deadline)
+                .is_none_or(|due| *now < due)
+            {
+                return Err(DomainError::NotDue);
+            }
+            Ok(vec![Event::Undeliverable])
         }
         Command::RecordPartnerAck { message_id } => {
             let p = primary(state)?;
@@ -221,19 +237,25 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
             });
             Ok(events)
         }
-        Command::DeliverResponse { to } => {
+        Command::DeliverResponse {
+            to,
+            response,
+            withdrawal_outcome,
+        } => {
             let p = primary(state)?;
             if *to != p.request.requester {
                 return Err(DomainError::NotTheRequester { user: to.clone() });
             }
             let mut events = Vec::new();
-            if p.withdrawal_outcome_pending() {
+            if *withdrawal_outcome && p.withdrawal_outcome_pending() {
                 events.push(Event::WithdrawalOutcomeDelivered { to: to.clone() });
             }
-            if p.response_pending() {
+            if *response && p.response_pending() {
                 events.push(Event::ResponseDelivered { to: to.clone() });
             }
-            let delivered_before = p.response_delivered || p.withdrawal_outcome_delivered;
+            // Acknowledging what was delivered already is a harmless repeat.
+            let delivered_before = (*response && p.response_delivered)
+                || (*withdrawal_outcome && p.withdrawal_outcome_delivered);
             if events.is_empty() && !delivered_before {
                 return Err(DomainError::NoPendingResponse);
             }
@@ -252,6 +274,11 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
             if p.response.is_some() {
                 return Err(DomainError::Closed {
                     closure: Closure::Answered,
+                });
+            }
+            if p.undeliverable {
+                return Err(DomainError::Closed {
+                    closure: Closure::Undeliverable,
                 });
             }
             match p.withdrawal {
@@ -382,15 +409,6 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
             message_id,
         } => {
             let p = partner(state, DomainError::NotStored)?;
-            if let Some(closure) = p.closure() {
-                return Err(DomainError::Closed { closure });
-            }
-            if !p.recipients().contains(by) {
-                return Err(DomainError::NotARecipient { user: by.clone() });
-            }
-            if !p.delivered_to.contains(by) {
-                return Err(DomainError::NotDelivered { user: by.clone() });
-            }
             let outcome = match decision {
                 Decision::Accept => Outcome::Accepted,
                 Decision::Reject { reason } => {
@@ -402,15 +420,30 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
                     }
                 }
             };
+            let response = AcmResponse {
+                responder: Responder::User {
+                    id: by.clone(),
+                    alias: alias.clone(),
+                },
+                outcome,
+            };
+            // A client retrying its own answer after a lost reply gets success, and nothing
+            // is recorded twice; any other answer to a closed request is refused.
+            if matches!(&p.response, Some((_, r)) if *r == response) {
+                return Ok(vec![]);
+            }
+            if let Some(closure) = p.closure() {
+                return Err(DomainError::Closed { closure });
+            }
+            if !p.recipients().contains(by) {
+                return Err(DomainError::NotARecipient { user: by.clone() });
+            }
+            if !p.delivered_to.contains(by) {
+                return Err(DomainError::NotDelivered { user: by.clone() });
+            }
             Ok(vec![Event::Responded {
                 message_id: *message_id,
-                response: AcmResponse {
-                    responder: Responder::User {
-                        id: by.clone(),
-                        alias: alias.clone(),
-                    },
-                    outcome,
-                },
+                response,
             }])
         }
         Command::RecordResponseAck { message_id } => {

@@ -11,10 +11,18 @@ use super::state::{
 #[allow(clippy::too_many_lines)] // one arm per event
 pub fn evolve(state: RequestState, event: &Event) -> RequestState {
     match (state, event) {
-        (RequestState::Empty, Event::Submitted { request, at }) => {
-            RequestState::Primary(Box::new(PrimaryState {
+        (
+            RequestState::Empty,
+            Event::Submitted {
+                request,
+                at,
+                idempotency_key,
+            },
+        ) => RequestState::Primary(Box::new(PrimaryState {
                 request: request.clone(),
                 submitted_at: *at,
+                idempotency_key: idempotency_key.clone(),
+                undeliverable: false,
                 authorization: Authorization::Pending,
                 forward: None,
                 partner_stored: false,
@@ -22,8 +30,7 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
                 response_delivered: false,
                 withdrawal: Withdrawal::None,
                 withdrawal_outcome_delivered: false,
-            }))
-        }
+            })),
         (
             RequestState::Empty,
             Event::Stored {
@@ -55,6 +62,7 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
                     p.forward = Some((to.clone(), *message_id));
                 }
                 Event::PartnerStored { .. } => p.partner_stored = true,
+                Event::Undeliverable => p.undeliverable = true,
                 Event::ResponseReceived {
                     message_id,
                     response,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::error::Closure;
-use crate::id::{McServiceId, MessageId, RequestId, SystemId};
+use crate::id::{IdempotencyKey, McServiceId, MessageId, RequestId, SystemId};
 use crate::message::PartnerMessage;
 use crate::request::{AcmRequest, AcmResponse, AuthorizationRefusal, VerificationFailure};
 
@@ -40,12 +40,16 @@ pub struct PrimaryState {
     pub request: Arc<AcmRequest>,
     /// When it was submitted.
     pub submitted_at: DateTime<Utc>,
+    /// The client's key for the submission, if it gave one.
+    pub idempotency_key: Option<IdempotencyKey>,
     /// Step 2.
     pub authorization: Authorization,
     /// Step 3: the forwarding message, once decided.
     pub forward: Option<(SystemId, MessageId)>,
     /// Step 4b: the partner acknowledged storing it.
     pub partner_stored: bool,
+    /// The partner did not acknowledge it within the send deadline.
+    pub undeliverable: bool,
     /// Step 11: the stored response.
     pub response: Option<(MessageId, AcmResponse)>,
     /// Step 14: the response was delivered to the requester.
@@ -58,9 +62,21 @@ pub struct PrimaryState {
 }
 
 impl PrimaryState {
-    /// Whether a stored response waits for the requester's download.
+    /// Whether a stored response, or the notice that the request was undeliverable, waits
+    /// for the requester's download.
     pub fn response_pending(&self) -> bool {
-        self.response.is_some() && !self.response_delivered
+        (self.response.is_some() || self.undeliverable) && !self.response_delivered
+    }
+
+    /// Whether the send deadline can still run out: authorised and forwarded, not yet
+    /// acknowledged, answered, withdrawn or given up.
+    pub fn awaiting_ack(&self) -> bool {
+        matches!(self.authorization, Authorization::Granted)
+            && self.forward.is_some()
+            && !self.partner_stored
+            && self.response.is_none()
+            && !self.undeliverable
+            && !matches!(self.withdrawal, Withdrawal::Withdrawn(_))
     }
 
     /// Whether the partner's answer to a withdrawal waits for the requester's download.
@@ -166,7 +182,7 @@ impl RequestState {
         match self {
             Self::Empty => None,
             Self::Primary(p) => {
-                if p.response.is_some() {
+                if p.response.is_some() || p.undeliverable {
                     return None;
                 }
                 match (&p.forward, p.withdrawal) {

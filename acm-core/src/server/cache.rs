@@ -1,0 +1,74 @@
+//! The bounded cache of the requests a server is working on.
+
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use lru::LruCache;
+
+use crate::id::{RequestId, Version};
+use crate::lifecycle::RequestState;
+use crate::views;
+
+/// A request's state at a version of its stream.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Entry {
+    pub(crate) state: RequestState,
+    pub(crate) version: Version,
+}
+
+/// Least-recently-used states, at most `capacity`. Requests that are settled (nothing
+/// pending, owed, due or timed) are not kept: a finished request costs no memory, and a
+/// server's memory does not grow with its history.
+///
+/// A command takes its request's entry out while it runs and puts the new state back after
+/// its append: a command dropped in between (its caller went away) leaves no stale entry,
+/// and the next one reads the stream.
+#[derive(Debug)]
+pub(crate) struct Cache {
+    entries: Mutex<LruCache<RequestId, Entry, foldhash::fast::RandomState>>,
+}
+
+impl Cache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            entries: Mutex::new(LruCache::with_hasher(
+                capacity,
+                foldhash::fast::RandomState::default(),
+            )),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LruCache<RequestId, Entry, foldhash::fast::RandomState>> {
+        // Every critical section leaves the map whole; a panic elsewhere cannot corrupt it.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes `id`'s entry out.
+    pub(crate) fn take(&self, id: RequestId) -> Option<Entry> {
+        self.lock().pop(&id)
+    }
+
+    /// A copy of `id`'s entry.
+    pub(crate) fn get(&self, id: RequestId) -> Option<Entry> {
+        self.lock().get(&id).cloned()
+    }
+
+    /// Puts `entry` back unless a newer one is there; a settled request is dropped instead.
+    pub(crate) fn put(&self, id: RequestId, entry: Entry) {
+        let mut entries = self.lock();
+        if entries.peek(&id).is_some_and(|e| e.version >= entry.version) {
+            return;
+        }
+        if views::is_settled(&entry.state) {
+            entries.pop(&id);
+        } else {
+            entries.put(id, entry);
+        }
+    }
+
+    /// How many states are cached.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
