@@ -36,7 +36,7 @@ impl DomainEvent for TestEvent {
     }
 }
 
-fn v7(n: u64, salt: u16) -> Uuid {
+pub(crate) fn v7(n: u64, salt: u16) -> Uuid {
     let mut random = [0u8; 10];
     random[..2].copy_from_slice(&salt.to_be_bytes());
     random[2..].copy_from_slice(&n.to_be_bytes());
@@ -679,7 +679,7 @@ macro_rules! conformance_tests {
             use $crate::testkit::conformance as c;
 
             fn block_on<F: ::std::future::Future>(f: F) -> F::Output {
-                ::futures_executor::block_on(f)
+                $crate::testkit::block_on(f)
             }
 
             #[test]
