@@ -25,7 +25,7 @@
 //!
 //! # futures_executor::block_on(async {
 //! let (a, b): (SystemId, SystemId) = ("mc-a.example".parse()?, "mc-b.example".parse()?);
-//! let alice = "sip:alice@mc-a.example".parse()?;
+//! let alice: acm_core::McServiceId = "sip:alice@mc-a.example".parse()?;
 //! let directory = StaticDirectory::new(a.clone())
 //!     .with_partner(b.clone(), vec![b.clone()])
 //!     .with_user(alice.clone(), true)

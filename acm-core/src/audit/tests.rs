@@ -46,6 +46,7 @@ fn submit(n: u64, authorised: bool) -> Command {
         limits: Limits::default(),
         message_id: MessageIdGen::get(n),
         at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        idempotency_key: None,
     }
 }
 

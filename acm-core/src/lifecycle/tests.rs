@@ -69,6 +69,7 @@ fn submit(request: Arc<AcmRequest>, authorization: Result<(), AuthorizationRefus
         limits: Limits { max_groups: 3 },
         message_id: msg(1),
         at: t0(),
+        idempotency_key: None,
     }
 }
 fn facts(recipients: Result<Vec<McServiceId>, VerificationFailure>) -> ReceiptFacts {
@@ -115,6 +116,7 @@ fn submitted() -> Vec<Event> {
         Event::Submitted {
             request: request(),
             at: t0(),
+            idempotency_key: None,
         },
         Event::Authorized,
         Event::Forwarded {
@@ -194,6 +196,7 @@ fn submit_unauthorised_records_the_refusal_and_sends_nothing() {
             Event::Submitted {
                 request: request(),
                 at: t0(),
+                idempotency_key: None,
             },
             Event::AuthorizationRefused { reason },
         ]);
@@ -405,9 +408,24 @@ fn respond_rules() {
         }]);
     assert!(state.acceptance_due());
     assert!(state.pending_for().is_empty());
-    // Respond twice.
+    // The same answer again (a client retrying after a lost reply): success, nothing new.
     given::<Lifecycle>(responded())
         .when(respond(bob()))
+        .then([]);
+    // Another answer to an answered request, or the same answer under another message id
+    // but by another user: refused.
+    given::<Lifecycle>(responded())
+        .when(Command::Respond {
+            by: bob(),
+            alias: None,
+            decision: Decision::Reject { reason: None },
+            message_id: msg(4),
+        })
+        .then_error(DomainError::Closed {
+            closure: Closure::Answered,
+        });
+    given::<Lifecycle>(responded())
+        .when(respond(carol()))
         .then_error(DomainError::Closed {
             closure: Closure::Answered,
         });
@@ -530,13 +548,25 @@ fn response_rules_at_the_primary() {
 #[test]
 fn response_delivery_at_the_primary() {
     given::<Lifecycle>(acked())
-        .when(Command::DeliverResponse { to: alice() })
+        .when(Command::DeliverResponse {
+            to: alice(),
+            response: true,
+            withdrawal_outcome: true,
+        })
         .then_error(DomainError::NoPendingResponse);
     given::<Lifecycle>(answered_at_primary())
-        .when(Command::DeliverResponse { to: bob() })
+        .when(Command::DeliverResponse {
+            to: bob(),
+            response: true,
+            withdrawal_outcome: true,
+        })
         .then_error(DomainError::NotTheRequester { user: bob() });
     let state = given::<Lifecycle>(answered_at_primary())
-        .when(Command::DeliverResponse { to: alice() })
+        .when(Command::DeliverResponse {
+            to: alice(),
+            response: true,
+            withdrawal_outcome: true,
+        })
         .then([Event::ResponseDelivered { to: alice() }]);
     assert!(state.pending_for().is_empty());
 }
@@ -694,7 +724,11 @@ fn any_command() -> impl Strategy<Value = Command> {
             message_id,
             response: accepted_by(u)
         }),
-        user.clone().prop_map(|to| Command::DeliverResponse { to }),
+        user.clone().prop_map(|to| Command::DeliverResponse {
+            to,
+            response: true,
+            withdrawal_outcome: true,
+        }),
         (user.clone(), m.clone())
             .prop_map(|(by, message_id)| Command::RequestWithdrawal { by, message_id }),
         (m.clone(), any::<bool>()).prop_map(|(message_id, withdrawn)| {

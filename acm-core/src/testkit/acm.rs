@@ -112,7 +112,8 @@ fn request(n: u64) -> Arc<AcmRequest> {
     })
 }
 
-fn command(step: &Step, state: &RequestState) -> (u64, Command) {
+/// The command `step` stands for, for the request it names.
+pub fn command(step: &Step, state: &RequestState) -> (u64, Command) {
     let later = t0() + Duration::days(400);
     match step {
         Step::Submit(n, authorised, key) => (
@@ -242,7 +243,8 @@ fn command(step: &Step, state: &RequestState) -> (u64, Command) {
     }
 }
 
-fn step_strategy(requests: u64) -> impl Strategy<Value = Step> {
+/// Steps over `requests` primary and `requests` partner requests.
+pub fn step_strategy(requests: u64) -> impl Strategy<Value = Step> {
     let primary = (0..requests).prop_map(|n| n * 2);
     let partner = (0..requests).prop_map(|n| n * 2 + 1);
     prop_oneof![
