@@ -3,15 +3,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use acm_core::Event;
 use acm_core::audit::{export_log, summary};
-use acm_core::id::GlobalPosition;
-use acm_core::pending::PendingItem;
-use acm_core::ports::OutboxLedger;
-use acm_core::request::{Decision, Target};
-use acm_core::store::{Envelope, EventStore, StoreError};
+use acm_core::{
+    AcmStore, Decision, Envelope, Event, EventStore, GlobalPosition, PendingItem, Session,
+    StoreError, SystemId, Target,
+};
 use acm_store_memory::fixture::{System, TwoSystems, alice, bob, provision};
-use acm_store_sqlite::SqliteStore;
+use acm_store_sqlite::SqliteAcmStore;
 use chrono::Duration;
 
 use crate::Failure;
@@ -51,6 +49,8 @@ struct Show<'a, S> {
     sys: &'a TwoSystems<S>,
     seen_a: GlobalPosition,
     seen_b: GlobalPosition,
+    /// The ACM clients logged on, by system.
+    sessions: Vec<(SystemId, Session)>,
 }
 
 impl<S: EventStore<Event>> Show<'_, S> {
@@ -58,14 +58,11 @@ impl<S: EventStore<Event>> Show<'_, S> {
         println!("\n[{step}] {what}");
         recorded(&self.sys.a, &mut self.seen_a).await?;
         recorded(&self.sys.b, &mut self.seen_b).await?;
-        for (system, n) in [
-            (&self.sys.a, self.sys.a.notifier.take()),
-            (&self.sys.b, self.sys.b.notifier.take()),
-        ] {
-            for n in n {
+        for (system, session) in &self.sessions {
+            if let Some(n) = session.try_next() {
                 println!(
-                    "      {:<13} -> pending ACM data notification to {}",
-                    system.id, n.mc_service_id
+                    "      {system:<13} -> pending ACM data notification to {}",
+                    n.mc_service_id
                 );
             }
         }
@@ -127,7 +124,7 @@ pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failur
     let mut opened = Vec::new();
     for name in SYSTEMS {
         let path = dir.join(format!("{name}.db"));
-        opened.push((name, Arc::new(SqliteStore::open_acm(&path).map_err(err)?)));
+        opened.push((name, Arc::new(SqliteAcmStore::open(&path).map_err(err)?)));
     }
     let sys = TwoSystems::with_stores(
         |c| c,
@@ -139,8 +136,7 @@ pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failur
                     || unreachable!("the fixture has systems A and B only"),
                     |(_, store)| store.clone(),
                 );
-            let ledger: Arc<dyn OutboxLedger> = store.clone();
-            (store, Some(ledger))
+            store
         },
     )
     .await
@@ -150,7 +146,7 @@ pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failur
     // Closed, not dropped, so that a failure to fold a WAL in is told: each `.db` alone is
     // then its system's whole store.
     for (name, store) in opened {
-        SqliteStore::clone(&store)
+        SqliteAcmStore::clone(&store)
             .close()
             .await
             .map_err(|e| err(format!("closing {name}'s store: {e}")))?;
@@ -188,7 +184,7 @@ fn create_new(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, Failure>
 }
 
 #[allow(clippy::too_many_lines)] // the procedure, step by step, reads best in one place
-pub async fn run<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) -> Result<(), Failure> {
+pub async fn run<S: AcmStore + 'static>(sys: &TwoSystems<S>) -> Result<(), Failure> {
     let (a, b) = (&sys.a, &sys.b);
     println!("acm demo: interconnection group identity provision");
     println!(
@@ -199,9 +195,11 @@ pub async fn run<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) -> Result<
         sys,
         seen_a: GlobalPosition::START,
         seen_b: GlobalPosition::START,
+        sessions: Vec::new(),
     };
 
-    a.server.log_on(&alice()).await;
+    let session = a.server.log_on(&alice()).await.map_err(err)?;
+    show.sessions.push((a.id.clone(), session));
     let request = a
         .server
         .submit(&alice(), provision(Target::User(bob()), 2))
@@ -224,11 +222,12 @@ pub async fn run<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) -> Result<
     )
     .await?;
 
-    a.server.log_off(&alice());
+    show.sessions.clear(); // dropping alice's session logs her off
     show.step("5", &format!("{} logs off", alice())).await?;
     sys.clock.advance(Duration::hours(6));
 
-    b.server.log_on(&bob()).await;
+    let session = b.server.log_on(&bob()).await.map_err(err)?;
+    show.sessions.push((b.id.clone(), session));
     show.step(
         "6-7a",
         &format!("{} logs on; B notifies the ACM client", bob()),
@@ -276,7 +275,8 @@ pub async fn run<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) -> Result<
     .await?;
     sys.clock.advance(Duration::hours(12));
 
-    a.server.log_on(&alice()).await;
+    let session = a.server.log_on(&alice()).await.map_err(err)?;
+    show.sessions.push((a.id.clone(), session));
     show.step(
         "12-13a",
         &format!("{} logs on; A notifies the ACM client", alice()),
@@ -284,8 +284,19 @@ pub async fn run<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) -> Result<
     .await?;
 
     let data = a.server.download_pending(&alice()).await.map_err(err)?;
-    show.step("13b-14", &format!("{} downloads pending ACM data", alice()))
-        .await?;
+    let receipts: Vec<_> = data.items.iter().map(PendingItem::receipt).collect();
+    a.server
+        .acknowledge_download(&alice(), &receipts)
+        .await
+        .map_err(err)?;
+    show.step(
+        "13b-14",
+        &format!(
+            "{} downloads pending ACM data; the client acknowledges it",
+            alice()
+        ),
+    )
+    .await?;
     for item in &data.items {
         if let PendingItem::Response { response, .. } = item {
             println!(
