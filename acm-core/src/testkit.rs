@@ -6,6 +6,7 @@ pub mod acm;
 pub mod conformance;
 pub mod gwt;
 pub mod intercept;
+pub mod strategies;
 
 pub use crate::clock::ManualClock;
 /// Runs a future to completion on the current thread (what the conformance macros use, so
