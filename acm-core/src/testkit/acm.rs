@@ -362,12 +362,10 @@ pub async fn expected_views<S: AcmStore + ?Sized>(store: &S) -> ViewModel {
 }
 
 /// Checks every view `store` answers against `expected`, for the users and requests the
-/// suite uses.
-pub async fn assert_views<S: AcmStore + ?Sized>(store: &S, expected: &mut ViewModel) {
-    for user in [alice(), bob(), carol()] {
-        let got = store.pending_for(&user).await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(got, expected.pending_for(&user), "pending for {user}");
-    }
+/// suite uses. Claims every owed message (far in the future) to compare the outbox: use
+/// [`assert_views_read_only`] on a store that goes on working.
+pub async fn assert_views<S: AcmStore + ?Sized>(store: &S, expected: &ViewModel) {
+    assert_views_read_only(store, expected).await;
     let far = t0() + Duration::days(100_000);
     let mut got: Vec<(MessageId, RequestId, SystemId)> = store
         .claim_outbox(far, Duration::seconds(1), 100_000)
@@ -383,8 +381,18 @@ pub async fn assert_views<S: AcmStore + ?Sized>(store: &S, expected: &mut ViewMo
         .map(|(m, row)| (m, row.request_id, row.partner))
         .collect();
     assert_eq!(got, want, "outbox");
+}
+
+/// Checks every view `store` answers against `expected` without changing anything (the
+/// outbox by its depth only).
+pub async fn assert_views_read_only<S: AcmStore + ?Sized>(store: &S, expected: &ViewModel) {
+    let far = t0() + Duration::days(100_000);
+    for user in [alice(), bob(), carol()] {
+        let got = store.pending_for(&user).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, expected.pending_for(&user), "pending for {user}");
+    }
     let status = store.outbox_status().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(status.depth, want.len() as u64, "outbox depth");
+    assert_eq!(status.depth, expected.outbox().len() as u64, "outbox depth");
     assert_eq!(
         store.due_hooks(100_000).await.unwrap_or_else(|e| panic!("{e}")),
         expected.due_hooks(100_000),
@@ -440,7 +448,7 @@ pub async fn views_follow_the_log<S: AcmStore + ?Sized>(store: &S) {
     ];
     let appends = apply_history(store, &steps).await;
     assert_eq!(appends, steps.len(), "every scripted step appends");
-    let mut expected = expected_views(store).await;
+    let expected = expected_views(store).await;
     assert_eq!(expected.pending_for(&alice()), vec![request_id(4)]);
     assert_eq!(
         expected.pending_for(&bob()),
@@ -448,7 +456,7 @@ pub async fn views_follow_the_log<S: AcmStore + ?Sized>(store: &S) {
         "request 1 was answered"
     );
     assert_eq!(expected.due_hooks(10), vec![request_id(1)]);
-    assert_views(store, &mut expected).await;
+    assert_views(store, &expected).await;
 }
 
 /// Random histories: after each, every view equals the fold of the log.
@@ -463,8 +471,8 @@ pub fn views_match_the_fold<S: AcmStore>(fresh: impl Fn() -> S, cases: u32) {
         let store = fresh();
         futures_executor::block_on(async {
             apply_history(&store, &steps).await;
-            let mut expected = expected_views(&store).await;
-            assert_views(&store, &mut expected).await;
+            let expected = expected_views(&store).await;
+            assert_views(&store, &expected).await;
         });
         Ok::<(), TestCaseError>(())
     });

@@ -81,3 +81,72 @@ where
         self.inner.head().await
     }
 }
+
+/// An intercepted ACM store is an ACM store: the views are the inner store's (written by its
+/// appends, however the test lets them through).
+#[async_trait]
+impl<S, H> crate::views::AcmStore for Intercepted<S, H>
+where
+    S: crate::views::AcmStore,
+    H: Append<S, crate::event::Event>,
+{
+    async fn pending_for(
+        &self,
+        user: &crate::id::McServiceId,
+    ) -> Result<Vec<crate::id::RequestId>, StoreError> {
+        self.inner.pending_for(user).await
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        lease: chrono::Duration,
+        limit: usize,
+    ) -> Result<Vec<crate::views::OwedMessage>, StoreError> {
+        self.inner.claim_outbox(now, lease, limit).await
+    }
+
+    async fn record_failed_send(
+        &self,
+        message_id: crate::id::MessageId,
+        failure: crate::views::SendFailure,
+    ) -> Result<Option<u32>, StoreError> {
+        self.inner.record_failed_send(message_id, failure).await
+    }
+
+    async fn outbox_status(&self) -> Result<crate::views::OutboxStatus, StoreError> {
+        self.inner.outbox_status().await
+    }
+
+    async fn due_hooks(&self, limit: usize) -> Result<Vec<crate::id::RequestId>, StoreError> {
+        self.inner.due_hooks(limit).await
+    }
+
+    async fn due_timers(
+        &self,
+        kind: crate::views::TimerKind,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<Vec<crate::id::RequestId>, StoreError> {
+        self.inner.due_timers(kind, since, limit).await
+    }
+
+    async fn received(
+        &self,
+        message_id: crate::id::MessageId,
+    ) -> Result<Option<crate::views::InboxEntry>, StoreError> {
+        self.inner.received(message_id).await
+    }
+
+    async fn submission(
+        &self,
+        requester: &crate::id::McServiceId,
+        key: &crate::id::IdempotencyKey,
+    ) -> Result<Option<crate::views::SubmissionEntry>, StoreError> {
+        self.inner.submission(requester, key).await
+    }
+
+    fn subscribe(&self, after: GlobalPosition) -> EventStream<'_, crate::event::Event> {
+        self.inner.subscribe(after)
+    }
+}
