@@ -137,7 +137,10 @@ impl StaticDirectory {
 
     fn reachable(&self) -> Result<(), DirectoryError> {
         if self.unavailable.load(Ordering::SeqCst) {
-            Err(DirectoryError::new(format!("directory of {} is down", self.system)))
+            Err(DirectoryError::new(format!(
+                "directory of {} is down",
+                self.system
+            )))
         } else {
             Ok(())
         }

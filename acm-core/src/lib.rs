@@ -72,6 +72,7 @@
 
 pub mod audit;
 pub mod chain;
+mod clock;
 pub mod directory;
 pub mod error;
 pub mod event;
@@ -80,7 +81,6 @@ pub mod lifecycle;
 pub mod message;
 pub mod pending;
 pub mod ports;
-mod clock;
 pub mod request;
 pub mod server;
 pub mod store;
@@ -91,12 +91,13 @@ pub mod views;
 /// Re-exported for port implementors: every port trait is an `async_trait`.
 pub use async_trait::async_trait;
 
+pub use clock::ManualClock;
 pub use directory::{ComposedDirectory, StaticDirectory};
 pub use error::{Closure, DomainError};
 pub use event::Event;
 pub use id::{
-    EventId, FunctionalAlias, GlobalPosition, GroupId, IdError, IdField, IdProblem,
-    IdempotencyKey, MAX_ID_LEN, McServiceId, MessageId, RequestId, StreamId, SystemId, Version,
+    EventId, FunctionalAlias, GlobalPosition, GroupId, IdError, IdField, IdProblem, IdempotencyKey,
+    MAX_ID_LEN, McServiceId, MessageId, RequestId, StreamId, SystemId, Version,
 };
 pub use lifecycle::{
     Authorization, Command, Decider, Lifecycle, PartnerState, PrimaryState, ReceiptFacts,
@@ -110,7 +111,6 @@ pub use ports::{
     PendingAcmDataNotification, ProcessingPolicy, Recipients, SequentialIds, SystemClock,
     TransportError, V7Ids,
 };
-pub use clock::ManualClock;
 pub use request::{
     AcmRequest, AcmRequestBody, AcmRequestKind, AcmResponse, AuthorizationRefusal, Decision,
     Limits, MAX_REASON_LEN, Outcome, Processing, RejectionReason, Responder, Target,
@@ -118,14 +118,13 @@ pub use request::{
 };
 pub use server::{
     AcmServer, ConfigError, DownloadedItem, Duty, MAX_BACKOFF, MAX_PENDING_TTL, PartnerInbox,
-    Ports, PortsBuilder, RelayReport, ServerConfig, ServiceError, Session, Submission,
-    TickReport,
+    Ports, PortsBuilder, RelayReport, ServerConfig, ServiceError, Session, Submission, TickReport,
 };
 pub use store::{
-    Actor, Appended, CausationId, DomainEvent, Envelope, EventStore, EventStream,
-    ExpectedVersion, NewEvent, StoreError,
+    Actor, Appended, CausationId, DomainEvent, Envelope, EventStore, EventStream, ExpectedVersion,
+    NewEvent, StoreError,
 };
 pub use views::{
-    AcmStore, Claim, Digest, InboxEntry, OutboxStatus, OwedMessage, SendFailure,
-    SubmissionEntry, TimerKind, ViewChanges,
+    AcmStore, Claim, Digest, InboxEntry, OutboxStatus, OwedMessage, SendFailure, SubmissionEntry,
+    TimerKind, ViewChanges,
 };

@@ -9,8 +9,8 @@ pub mod intercept;
 pub mod strategies;
 
 pub use crate::clock::ManualClock;
+pub use crate::server::execute;
 /// Runs a future to completion on the current thread (what the conformance macros use, so
 /// that a crate using them needs no executor of its own).
 pub use futures_executor::block_on;
-pub use crate::server::execute;
 pub use gwt::given;

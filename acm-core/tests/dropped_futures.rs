@@ -12,8 +12,8 @@ use std::task::{Context, Poll};
 use acm_core::testkit::acm::{assert_views_read_only, expected_views};
 use acm_core::testkit::intercept::{Append, Intercepted};
 use acm_core::{
-    AcmStore, Appended, Decision, Event, EventStore, ExpectedVersion, NewEvent, RequestState, StoreError,
-    StreamId, Target, evolve,
+    AcmStore, Appended, Decision, Event, EventStore, ExpectedVersion, NewEvent, RequestState,
+    StoreError, StreamId, Target, evolve,
 };
 use acm_store_memory::MemoryAcmStore;
 use acm_store_memory::fixture::{TwoSystems, bob};
@@ -157,4 +157,3 @@ proptest! {
         });
     }
 }
-

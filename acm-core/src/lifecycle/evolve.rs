@@ -19,18 +19,18 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
                 idempotency_key,
             },
         ) => RequestState::Primary(Box::new(PrimaryState {
-                request: request.clone(),
-                submitted_at: *at,
-                idempotency_key: idempotency_key.clone(),
-                undeliverable: false,
-                authorization: Authorization::Pending,
-                forward: None,
-                partner_stored: false,
-                response: None,
-                response_delivered: false,
-                withdrawal: Withdrawal::None,
-                withdrawal_outcome_delivered: false,
-            })),
+            request: request.clone(),
+            submitted_at: *at,
+            idempotency_key: idempotency_key.clone(),
+            undeliverable: false,
+            authorization: Authorization::Pending,
+            forward: None,
+            partner_stored: false,
+            response: None,
+            response_delivered: false,
+            withdrawal: Withdrawal::None,
+            withdrawal_outcome_delivered: false,
+        })),
         (
             RequestState::Empty,
             Event::Stored {
@@ -114,5 +114,3 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
         (state @ RequestState::Empty, _) => state,
     }
 }
-
-

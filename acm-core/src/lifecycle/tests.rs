@@ -4,14 +4,14 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::*;
 use crate::error::Closure;
+use crate::id::GroupId;
 use crate::id::{McServiceId, MessageId, SystemId};
 use crate::message::PartnerMessage;
+use crate::request::AcmRequestBody;
 use crate::request::{
     AcmRequest, AcmResponse, AuthorizationRefusal, Decision, Limits, MAX_REASON_LEN, Outcome,
     Processing, RejectionReason, Responder, Target, VerificationFailure,
 };
-use crate::id::GroupId;
-use crate::request::AcmRequestBody;
 use crate::testkit::given;
 use chrono::TimeZone;
 use proptest::prelude::*;

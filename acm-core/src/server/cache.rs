@@ -57,7 +57,10 @@ impl Cache {
     /// Puts `entry` back unless a newer one is there; a settled request is dropped instead.
     pub(crate) fn put(&self, id: RequestId, entry: Entry) {
         let mut entries = self.lock();
-        if entries.peek(&id).is_some_and(|e| e.version >= entry.version) {
+        if entries
+            .peek(&id)
+            .is_some_and(|e| e.version >= entry.version)
+        {
             return;
         }
         if views::is_settled(&entry.state) {

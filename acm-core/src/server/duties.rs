@@ -194,7 +194,9 @@ impl AcmServer {
         let mut report = TickReport::default();
         let (expired, errors) = self.expiry_pass().await;
         report.expired = expired;
-        report.errors.extend(errors.into_iter().map(|e| (Duty::Expiry, e)));
+        report
+            .errors
+            .extend(errors.into_iter().map(|e| (Duty::Expiry, e)));
         let (undeliverable, errors) = self.deadline_pass().await;
         report.undeliverable = undeliverable;
         report
@@ -202,10 +204,14 @@ impl AcmServer {
             .extend(errors.into_iter().map(|e| (Duty::SendDeadline, e)));
         let (relay, errors) = self.relay_pass().await;
         report.relay = relay;
-        report.errors.extend(errors.into_iter().map(|e| (Duty::Relay, e)));
+        report
+            .errors
+            .extend(errors.into_iter().map(|e| (Duty::Relay, e)));
         let (hooks, errors) = self.hook_pass().await;
         report.hooks = hooks;
-        report.errors.extend(errors.into_iter().map(|e| (Duty::Hooks, e)));
+        report
+            .errors
+            .extend(errors.into_iter().map(|e| (Duty::Hooks, e)));
         for (duty, error) in &report.errors {
             tracing::warn!(%duty, %error, "duty failed; will run again");
         }

@@ -127,12 +127,11 @@ impl AcmServer {
             .into_iter()
             .map(|(id, to, command, message_id)| (id, Actor::System(to), command, message_id))
             .collect();
-        let recorded = futures_util::future::join_all(acks.iter().map(
-            |(id, actor, command, message_id)| {
+        let recorded =
+            futures_util::future::join_all(acks.iter().map(|(id, actor, command, message_id)| {
                 self.execute(*id, command, actor, Some((*message_id).into()))
-            },
-        ))
-        .await;
+            }))
+            .await;
         for result in recorded {
             match result {
                 Ok(_) => report.acknowledged += 1,
@@ -196,7 +195,10 @@ impl AcmServer {
                 tracing::warn!(%id, %to, %problem, "partner refused the message; parked");
                 let retry_at = later(now, self.config.refused_retry);
                 let problem = problem.code().to_owned();
-                return Ok(Sent::Failed(owed, SendFailure::Refused { retry_at, problem }));
+                return Ok(Sent::Failed(
+                    owed,
+                    SendFailure::Refused { retry_at, problem },
+                ));
             }
             (_, Err(error)) => {
                 tracing::debug!(%id, %to, %error, "partner message not acknowledged; will retry");
@@ -219,5 +221,6 @@ impl AcmServer {
 
 /// `now + by`, or the last instant chrono can name.
 fn later(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
-    now.checked_add_signed(by).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    now.checked_add_signed(by)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

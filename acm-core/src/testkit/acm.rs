@@ -18,8 +18,8 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use crate::event::Event;
 use crate::id::{
-    EventId, GlobalPosition, GroupId, IdempotencyKey, McServiceId, MessageId, RequestId,
-    StreamId, SystemId, Version,
+    EventId, GlobalPosition, GroupId, IdempotencyKey, McServiceId, MessageId, RequestId, StreamId,
+    SystemId, Version,
 };
 use crate::lifecycle::{Command, ReceiptFacts, RequestState, decide, evolve};
 use crate::request::{AcmRequest, AcmRequestBody, Decision, Limits, Processing, Target};
@@ -29,7 +29,8 @@ use crate::views::{self, AcmStore, Claim, SendFailure, TimerKind, ViewModel};
 use super::conformance::v7;
 
 fn parse<T: std::str::FromStr>(s: &str) -> T {
-    s.parse().unwrap_or_else(|_| unreachable!("suite literal {s}"))
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("suite literal {s}"))
 }
 
 fn system_a() -> SystemId {
@@ -388,13 +389,22 @@ pub async fn assert_views<S: AcmStore + ?Sized>(store: &S, expected: &ViewModel)
 pub async fn assert_views_read_only<S: AcmStore + ?Sized>(store: &S, expected: &ViewModel) {
     let far = t0() + Duration::days(100_000);
     for user in [alice(), bob(), carol()] {
-        let got = store.pending_for(&user).await.unwrap_or_else(|e| panic!("{e}"));
+        let got = store
+            .pending_for(&user)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got, expected.pending_for(&user), "pending for {user}");
     }
-    let status = store.outbox_status().await.unwrap_or_else(|e| panic!("{e}"));
+    let status = store
+        .outbox_status()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status.depth, expected.outbox().len() as u64, "outbox depth");
     assert_eq!(
-        store.due_hooks(100_000).await.unwrap_or_else(|e| panic!("{e}")),
+        store
+            .due_hooks(100_000)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
         expected.due_hooks(100_000),
         "due hooks"
     );
@@ -536,9 +546,14 @@ pub async fn message_ids_are_claimed_once<S: AcmStore + ?Sized>(store: &S) {
 
 /// One requester's idempotency key names one request.
 pub async fn submission_keys_are_claimed_once<S: AcmStore + ?Sized>(store: &S) {
-    let appends =
-        apply_history(store, &[Step::Submit(0, true, Some(7)), Step::Submit(2, true, Some(7))])
-            .await;
+    let appends = apply_history(
+        store,
+        &[
+            Step::Submit(0, true, Some(7)),
+            Step::Submit(2, true, Some(7)),
+        ],
+    )
+    .await;
     assert_eq!(appends, 1, "the second submission with the key is taken");
     let key = parse::<IdempotencyKey>("key-7");
     let held = store
@@ -556,19 +571,40 @@ pub async fn submission_keys_are_claimed_once<S: AcmStore + ?Sized>(store: &S) {
 /// A claim is leased; a failure makes the message due again at its retry time; a refusal
 /// parks it and shows in the status.
 pub async fn outbox_claims_are_leased<S: AcmStore + ?Sized>(store: &S) {
-    apply_history(store, &[Step::Submit(0, true, None), Step::Submit(2, true, None)]).await;
+    apply_history(
+        store,
+        &[Step::Submit(0, true, None), Step::Submit(2, true, None)],
+    )
+    .await;
     let now = t0() + Duration::minutes(1);
     let lease = Duration::seconds(30);
-    let first = store.claim_outbox(now, lease, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    let first = store
+        .claim_outbox(now, lease, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(first.len(), 2);
-    assert!(first.iter().all(|o| o.attempts == 0 && o.partner == system_b()));
-    let again = store.claim_outbox(now, lease, 10).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(again.is_empty(), "claimed messages are not claimed twice within the lease");
+    assert!(
+        first
+            .iter()
+            .all(|o| o.attempts == 0 && o.partner == system_b())
+    );
+    let again = store
+        .claim_outbox(now, lease, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        again.is_empty(),
+        "claimed messages are not claimed twice within the lease"
+    );
     let after_lease = store
         .claim_outbox(now + lease, lease, 1)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(after_lease.len(), 1, "a lapsed lease frees the message (limit 1)");
+    assert_eq!(
+        after_lease.len(),
+        1,
+        "a lapsed lease frees the message (limit 1)"
+    );
 
     let m = first[0].message_id;
     let retry_at = now + Duration::seconds(5);
@@ -581,8 +617,14 @@ pub async fn outbox_claims_are_leased<S: AcmStore + ?Sized>(store: &S) {
         .claim_outbox(retry_at - Duration::seconds(1), lease, 10)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(early.iter().all(|o| o.message_id != m), "not due before its retry");
-    let due = store.claim_outbox(retry_at, lease, 10).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        early.iter().all(|o| o.message_id != m),
+        "not due before its retry"
+    );
+    let due = store
+        .claim_outbox(retry_at, lease, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(due.iter().any(|o| o.message_id == m && o.attempts == 1));
 
     let refused = store
@@ -596,8 +638,14 @@ pub async fn outbox_claims_are_leased<S: AcmStore + ?Sized>(store: &S) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(refused, Some(2));
-    let status = store.outbox_status().await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((status.depth, status.parked, status.max_attempts), (2, 1, 2));
+    let status = store
+        .outbox_status()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (status.depth, status.parked, status.max_attempts),
+        (2, 1, 2)
+    );
     assert!(status.oldest_queued_at.is_some());
     let unknown = store
         .record_failed_send(message_id(99, 9), SendFailure::Unreachable { retry_at })
@@ -613,13 +661,21 @@ pub async fn subscription_sees_every_event<S: AcmStore + ?Sized>(store: &S) {
     let mut sub = store.subscribe(GlobalPosition::START);
     let mut seen = Vec::new();
     for _ in 0..head.0 {
-        let e = sub.next().await.unwrap_or_else(|| panic!("ended")).unwrap_or_else(|e| panic!("{e}"));
+        let e = sub
+            .next()
+            .await
+            .unwrap_or_else(|| panic!("ended"))
+            .unwrap_or_else(|e| panic!("{e}"));
         seen.push(e.position.0);
     }
     apply_history(store, &[Step::Receive(1, Processing::Manual)]).await;
     let head = store.head().await.unwrap_or_else(|e| panic!("{e}"));
     while seen.len() < usize::try_from(head.0).unwrap_or(0) {
-        let e = sub.next().await.unwrap_or_else(|| panic!("ended")).unwrap_or_else(|e| panic!("{e}"));
+        let e = sub
+            .next()
+            .await
+            .unwrap_or_else(|| panic!("ended"))
+            .unwrap_or_else(|e| panic!("{e}"));
         seen.push(e.position.0);
     }
     let want: Vec<u64> = (1..=head.0).collect();

@@ -32,19 +32,25 @@ pub fn system_id() -> impl Strategy<Value = SystemId> {
 /// A user of `system`.
 pub fn mc_service_id(system: &str) -> impl Strategy<Value = McServiceId> {
     let system = system.to_owned();
-    user_part().prop_filter_map("a SIP URI", move |u| format!("sip:{u}@{system}").parse().ok())
+    user_part().prop_filter_map("a SIP URI", move |u| {
+        format!("sip:{u}@{system}").parse().ok()
+    })
 }
 
 /// A group homed at `system`.
 pub fn group_id(system: &str) -> impl Strategy<Value = GroupId> {
     let system = system.to_owned();
-    user_part().prop_filter_map("a SIP URI", move |u| format!("sip:{u}@{system}").parse().ok())
+    user_part().prop_filter_map("a SIP URI", move |u| {
+        format!("sip:{u}@{system}").parse().ok()
+    })
 }
 
 /// A functional alias of `system`.
 pub fn functional_alias(system: &str) -> impl Strategy<Value = FunctionalAlias> {
     let system = system.to_owned();
-    user_part().prop_filter_map("a SIP URI", move |u| format!("sip:{u}@{system}").parse().ok())
+    user_part().prop_filter_map("a SIP URI", move |u| {
+        format!("sip:{u}@{system}").parse().ok()
+    })
 }
 
 /// A request id (UUID v7).
@@ -60,7 +66,9 @@ pub fn idempotency_key() -> impl Strategy<Value = IdempotencyKey> {
 /// A provision request from a user of `primary` to a user of `partner`, with 1–5 groups
 /// homed at `primary` (they may repeat: `validate` refuses duplicates).
 pub fn request(primary: &str, partner: &str) -> impl Strategy<Value = Arc<AcmRequest>> {
-    let partner_id: SystemId = partner.parse().unwrap_or_else(|_| unreachable_system(partner));
+    let partner_id: SystemId = partner
+        .parse()
+        .unwrap_or_else(|_| unreachable_system(partner));
     (
         request_id(),
         mc_service_id(primary),

@@ -134,8 +134,7 @@ pub fn changes(before: &RequestState, after: &RequestState) -> ViewChanges {
         out.timer = Some(timer_after);
     }
     let (inbox_before, inbox_after) = (inbox(before), inbox(after));
-    if inbox_before.as_ref().map(|i| i.message_id) != inbox_after.as_ref().map(|i| i.message_id)
-    {
+    if inbox_before.as_ref().map(|i| i.message_id) != inbox_after.as_ref().map(|i| i.message_id) {
         out.inbox = inbox_after;
     }
     if matches!(before, RequestState::Empty) {
@@ -183,11 +182,14 @@ fn inbox(state: &RequestState) -> Option<InboxEntry> {
             request_id: p.request.request_id,
             digest: request_digest(&p.from, &p.request),
         }),
-        RequestState::Primary(p) => p.response.as_ref().map(|(message_id, response)| InboxEntry {
-            message_id: *message_id,
-            request_id: p.request.request_id,
-            digest: response_digest(&p.request.partner, p.request.request_id, response),
-        }),
+        RequestState::Primary(p) => p
+            .response
+            .as_ref()
+            .map(|(message_id, response)| InboxEntry {
+                message_id: *message_id,
+                request_id: p.request.request_id,
+                digest: response_digest(&p.request.partner, p.request.request_id, response),
+            }),
         RequestState::Empty => None,
     }
 }

@@ -181,7 +181,9 @@ impl ViewModel {
                 attempts: row.attempts,
             })
             .collect();
-        let until = now.checked_add_signed(lease).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let until = now
+            .checked_add_signed(lease)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         for owed in &claimed {
             if let Some(row) = self.outbox.get_mut(&owed.message_id) {
                 row.claimed_until = Some(until);
@@ -191,7 +193,11 @@ impl ViewModel {
     }
 
     /// Records a failed send; the attempts so far, or `None` when not owed.
-    pub fn record_failed_send(&mut self, message_id: MessageId, failure: SendFailure) -> Option<u32> {
+    pub fn record_failed_send(
+        &mut self,
+        message_id: MessageId,
+        failure: SendFailure,
+    ) -> Option<u32> {
         let row = self.outbox.get_mut(&message_id)?;
         row.attempts = row.attempts.saturating_add(1);
         row.claimed_until = None;
@@ -229,7 +235,12 @@ impl ViewModel {
     }
 
     /// Up to `limit` requests whose `kind` timer started at or before `since`.
-    pub fn due_timers(&self, kind: TimerKind, since: DateTime<Utc>, limit: usize) -> Vec<RequestId> {
+    pub fn due_timers(
+        &self,
+        kind: TimerKind,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<RequestId> {
         self.timers.get(&kind).map_or_else(Vec::new, |set| {
             set.iter()
                 .take_while(|(at, _)| *at <= since)

@@ -28,7 +28,10 @@ fn run(steps: &[Step]) -> (BTreeMap<u64, RequestState>, ViewModel) {
         };
         let after = events.iter().fold(before.clone(), evolve);
         let change = changes(&before, &after);
-        if model.check(crate::testkit::acm::request_id(n), &change).is_err() {
+        if model
+            .check(crate::testkit::acm::request_id(n), &change)
+            .is_err()
+        {
             continue;
         }
         model.apply(crate::testkit::acm::request_id(n), &change, at());
@@ -69,7 +72,10 @@ proptest! {
 
 #[test]
 fn an_unchanged_state_changes_nothing() {
-    let (states, _) = run(&[Step::Submit(0, true, Some(1)), Step::Receive(1, crate::request::Processing::Manual)]);
+    let (states, _) = run(&[
+        Step::Submit(0, true, Some(1)),
+        Step::Receive(1, crate::request::Processing::Manual),
+    ]);
     for state in states.values() {
         assert!(changes(state, state).is_empty());
         assert!(!of_state(state).is_empty());
