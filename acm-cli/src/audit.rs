@@ -11,8 +11,8 @@ use acm_core::audit::{
     timeline,
 };
 use acm_core::chain::{self, Hash};
-use acm_core::id::RequestId;
-use acm_core::lifecycle::{Authorization, RequestState, Verification, Withdrawal};
+use acm_core::RequestId;
+use acm_core::{Authorization, RequestState, Verification, Withdrawal};
 use acm_core::{Envelope, Event};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -268,7 +268,7 @@ struct RequestSummary {
 }
 
 fn summarize(id: RequestId, state: &RequestState) -> RequestSummary {
-    let outcome = |r: &Option<(acm_core::id::MessageId, acm_core::request::AcmResponse)>| {
+    let outcome = |r: &Option<(acm_core::MessageId, acm_core::AcmResponse)>| {
         r.as_ref()
             .map(|(_, r)| format!("{} by {}", r.outcome, r.responder))
     };

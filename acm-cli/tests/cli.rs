@@ -78,7 +78,7 @@ fn audit_refuses_bad_input_with_a_clear_message() {
 
 #[test]
 fn audit_verify_checks_a_sqlite_store_and_names_the_first_broken_position() {
-    use acm_core::store::{EventStore, ExpectedVersion};
+    use acm_core::{EventStore, ExpectedVersion};
     use acm_core::testkit::conformance::{TestEvent, event, stream};
 
     let dir = tempfile::tempdir().unwrap();

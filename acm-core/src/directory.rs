@@ -27,7 +27,7 @@ struct Tables {
 /// An in-memory [`Directory`](crate::ports::Directory) for one MC system.
 ///
 /// ```
-/// use acm_core::directory::StaticDirectory;
+/// use acm_core::StaticDirectory;
 /// let dir = StaticDirectory::new("mc-a.example".parse().unwrap())
 ///     .with_partner("mc-b.example".parse().unwrap(), vec!["mc-b.example".parse().unwrap()])
 ///     .with_user("sip:alice@mc-a.example".parse().unwrap(), true);
@@ -233,10 +233,10 @@ impl ProcessingPolicy for StaticDirectory {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use acm_core::directory::{ComposedDirectory, StaticDirectory};
+/// use acm_core::{ComposedDirectory, StaticDirectory};
 /// let config = Arc::new(StaticDirectory::new("mc-b.example".parse().unwrap()));
 /// let directory = ComposedDirectory { recipients: config.clone(), ..ComposedDirectory::from(config) };
-/// # let _: Arc<dyn acm_core::ports::Directory> = Arc::new(directory);
+/// # let _: Arc<dyn acm_core::Directory> = Arc::new(directory);
 /// ```
 #[derive(Clone)]
 pub struct ComposedDirectory {

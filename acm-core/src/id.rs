@@ -148,7 +148,7 @@ impl fmt::Display for IdProblem {
 /// An identifier was refused; names the field and the problem.
 ///
 /// ```
-/// use acm_core::id::{IdField, IdProblem, McServiceId};
+/// use acm_core::{IdField, IdProblem, McServiceId};
 /// let err = "http:alice@mc-a.example".parse::<McServiceId>().unwrap_err();
 /// assert_eq!(err.field, IdField::McServiceId);
 /// assert_eq!(err.problem, IdProblem::WrongScheme);
@@ -437,7 +437,7 @@ uri_id!(
     /// An MC service user's identity, a SIP URI such as `sip:alice@mc-a.example`.
     ///
     /// ```
-    /// use acm_core::id::McServiceId;
+    /// use acm_core::McServiceId;
     /// let alice: McServiceId = "sip:alice@mc-a.example".parse().unwrap();
     /// assert_eq!(alice.host(), "mc-a.example");
     /// ```
@@ -461,7 +461,7 @@ uri_id!(
     /// Equality, hashing and ordering are those of the canonical text.
     ///
     /// ```
-    /// use acm_core::id::McServiceId;
+    /// use acm_core::McServiceId;
     /// let escaped: McServiceId = "sip:%61lice%2f1@MC-A.example".parse().unwrap();
     /// assert_eq!(escaped.as_str(), "sip:alice%2F1@mc-a.example");
     /// assert_eq!(escaped, "sip:alice%2F1@mc-a.example".parse().unwrap());
@@ -550,7 +550,7 @@ impl fmt::Debug for SystemId {
 /// characters, kept as given. It is scoped to its requester: two users may use one key.
 ///
 /// ```
-/// use acm_core::id::{IdProblem, IdempotencyKey};
+/// use acm_core::{IdProblem, IdempotencyKey};
 /// let key: IdempotencyKey = "retry-7f3a".parse().unwrap();
 /// assert_eq!(key.as_str(), "retry-7f3a");
 /// assert_eq!("two words".parse::<IdempotencyKey>().unwrap_err().problem,

@@ -73,17 +73,17 @@
 pub mod audit;
 pub mod chain;
 mod clock;
-pub mod directory;
-pub mod error;
-pub mod event;
-pub mod id;
-pub mod lifecycle;
-pub mod message;
-pub mod pending;
-pub mod ports;
-pub mod request;
-pub mod server;
-pub mod store;
+mod directory;
+mod error;
+mod event;
+mod id;
+mod lifecycle;
+mod message;
+mod pending;
+mod ports;
+mod request;
+mod server;
+mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod views;

@@ -12,10 +12,10 @@
 
 use std::sync::Arc;
 
-use acm_core::directory::StaticDirectory;
-use acm_core::id::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
-use acm_core::ports::{IdSource, SequentialIds};
-use acm_core::request::{AcmRequestBody, Target};
+use acm_core::StaticDirectory;
+use acm_core::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
+use acm_core::{IdSource, SequentialIds};
+use acm_core::{AcmRequestBody, Target};
 use acm_core::{
     AcmServer, AcmStore, ManualClock, Ports, ServerConfig, ServiceError, Session, Submission,
 };
@@ -191,7 +191,7 @@ impl<S: AcmStore + 'static> TwoSystems<S> {
     pub async fn bob_answers(
         &self,
         request: RequestId,
-        decision: acm_core::request::Decision,
+        decision: acm_core::Decision,
     ) -> Result<(), acm_core::ServiceError> {
         self.b.server.download_pending(&bob()).await?;
         self.b

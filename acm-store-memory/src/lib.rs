@@ -1,6 +1,6 @@
 //! # acm-store-memory
 //!
-//! An in-memory [`EventStore`](acm_core::store::EventStore) that honours every guarantee of
+//! An in-memory [`EventStore`](acm_core::EventStore) that honours every guarantee of
 //! the trait, and an in-process network so that ACM servers talk without sockets. For tests,
 //! benchmarks, demos and embedding where durability is not needed.
 #![warn(missing_docs)]

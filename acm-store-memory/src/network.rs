@@ -4,12 +4,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
 
-use acm_core::id::SystemId;
-use acm_core::message::PartnerMessage;
-use acm_core::message::PartnerAck;
-use acm_core::ports::{PartnerProblem, PartnerTransport, TransportError};
+use acm_core::SystemId;
+use acm_core::PartnerMessage;
+use acm_core::PartnerAck;
+use acm_core::{PartnerProblem, PartnerTransport, TransportError};
 use std::time::Duration;
-use acm_core::server::{PartnerInbox, ServiceError};
+use acm_core::{PartnerInbox, ServiceError};
 use async_trait::async_trait;
 
 #[derive(Default)]

@@ -2,8 +2,8 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use acm_core::id::{EventId, GlobalPosition, StreamId, Version};
-use acm_core::store::{
+use acm_core::{EventId, GlobalPosition, StreamId, Version};
+use acm_core::{
     Appended, DomainEvent, Envelope, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
 };
 use async_trait::async_trait;
@@ -69,8 +69,8 @@ struct Inner<E, P> {
 /// An event store held in memory, safe to share between tasks.
 ///
 /// ```
-/// use acm_core::id::GlobalPosition;
-/// use acm_core::store::EventStore;
+/// use acm_core::GlobalPosition;
+/// use acm_core::EventStore;
 /// use acm_core::Event;
 /// use acm_store_memory::MemoryStore;
 /// let store = MemoryStore::<Event>::new();

@@ -118,8 +118,8 @@ fn partner(state: &RequestState, empty: DomainError) -> Result<&PartnerState, Do
 /// Decides which events `command` produces in `state`.
 ///
 /// ```
-/// use acm_core::lifecycle::{decide, Command, RequestState};
-/// use acm_core::error::DomainError;
+/// use acm_core::{decide, Command, RequestState};
+/// use acm_core::DomainError;
 /// let cmd = Command::RecordAcceptanceApplied;
 /// assert_eq!(decide(&RequestState::Empty, &cmd), Err(DomainError::NotStored));
 /// ```

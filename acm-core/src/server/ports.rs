@@ -10,12 +10,12 @@ use crate::ports::{
 ///
 /// ```
 /// use std::sync::Arc;
-/// use acm_core::directory::StaticDirectory;
-/// use acm_core::ports::SequentialIds;
-/// use acm_core::server::Ports;
-/// # use acm_core::message::{PartnerAck, PartnerMessage};
-/// # use acm_core::ports::{PartnerTransport, TransportError};
-/// # use acm_core::id::SystemId;
+/// use acm_core::StaticDirectory;
+/// use acm_core::SequentialIds;
+/// use acm_core::Ports;
+/// # use acm_core::{PartnerAck, PartnerMessage};
+/// # use acm_core::{PartnerTransport, TransportError};
+/// # use acm_core::SystemId;
 /// # struct Nowhere;
 /// # #[async_trait::async_trait]
 /// # impl PartnerTransport for Nowhere {
