@@ -6,12 +6,12 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
+use acm_core::RequestId;
 use acm_core::audit::{
     ExportReport, LineBreak, LineBreakKind, TimelineEntry, joined_timeline, replay, scan_export,
     timeline,
 };
 use acm_core::chain::{self, Hash};
-use acm_core::RequestId;
 use acm_core::{Authorization, RequestState, Verification, Withdrawal};
 use acm_core::{Envelope, Event};
 use clap::{Args, Subcommand};

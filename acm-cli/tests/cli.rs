@@ -78,8 +78,8 @@ fn audit_refuses_bad_input_with_a_clear_message() {
 
 #[test]
 fn audit_verify_checks_a_sqlite_store_and_names_the_first_broken_position() {
-    use acm_core::{EventStore, ExpectedVersion};
     use acm_core::testkit::conformance::{TestEvent, event, stream};
+    use acm_core::{EventStore, ExpectedVersion};
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("mc-a.example.db");

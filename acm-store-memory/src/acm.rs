@@ -56,16 +56,21 @@ impl Projector<Event> for AcmViews {
         history: &mut dyn Iterator<Item = &Event>,
         events: &[NewEvent<Event>],
     ) -> Result<Prepared, StoreError> {
-        let before = match self.states.get(&stream) {
-            Some(state) => state.clone(),
+        // Taken out, summarised, folded: no copy of the state is made.
+        let before = match self.states.remove(&stream) {
+            Some(state) => state,
             None => history.fold(RequestState::Empty, evolve),
         };
-        let after = events.iter().map(|e| &e.payload).fold(before.clone(), evolve);
-        let changes = views::changes(&before, &after);
-        self.model
-            .check(stream.0, &changes)
-            .map_err(StoreError::Taken)?;
-        let at = events.last().map_or(DateTime::<Utc>::MIN_UTC, |e| e.recorded_at);
+        let summary = views::Summary::of(&before);
+        let after = events.iter().map(|e| &e.payload).fold(before, evolve);
+        let changes = summary.changes_to(&after);
+        if let Err(claim) = self.model.check(stream.0, &changes) {
+            // Refused: the stream's state is folded again from the log next time.
+            return Err(StoreError::Taken(claim));
+        }
+        let at = events
+            .last()
+            .map_or(DateTime::<Utc>::MIN_UTC, |e| e.recorded_at);
         Ok(Prepared { after, changes, at })
     }
 

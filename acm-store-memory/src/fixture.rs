@@ -13,12 +13,12 @@
 use std::sync::Arc;
 
 use acm_core::StaticDirectory;
-use acm_core::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
-use acm_core::{IdSource, SequentialIds};
 use acm_core::{AcmRequestBody, Target};
 use acm_core::{
     AcmServer, AcmStore, ManualClock, Ports, ServerConfig, ServiceError, Session, Submission,
 };
+use acm_core::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
+use acm_core::{IdSource, SequentialIds};
 
 use crate::hook::RecordingHook;
 use crate::{InProcessNetwork, MemoryAcmStore};

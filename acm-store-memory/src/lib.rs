@@ -6,8 +6,8 @@
 #![warn(missing_docs)]
 
 mod acm;
-mod hook;
 pub mod fixture;
+mod hook;
 pub mod network;
 pub mod store;
 

@@ -4,13 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
 
-use acm_core::SystemId;
-use acm_core::PartnerMessage;
 use acm_core::PartnerAck;
-use acm_core::{PartnerProblem, PartnerTransport, TransportError};
-use std::time::Duration;
+use acm_core::PartnerMessage;
+use acm_core::SystemId;
 use acm_core::{PartnerInbox, ServiceError};
+use acm_core::{PartnerProblem, PartnerTransport, TransportError};
 use async_trait::async_trait;
+use std::time::Duration;
 
 #[derive(Default)]
 struct Routes {

@@ -2,10 +2,10 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use acm_core::{EventId, GlobalPosition, StreamId, Version};
 use acm_core::{
     Appended, DomainEvent, Envelope, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
 };
+use acm_core::{EventId, GlobalPosition, StreamId, Version};
 use async_trait::async_trait;
 use foldhash::HashMap;
 use std::collections::hash_map::Entry;
@@ -196,7 +196,10 @@ impl<E: DomainEvent, P: Projector<E>> MemoryStore<E, P> {
             }
         }
         let prepared = {
-            let mut history = indexes.iter().filter_map(|&i| log.get(i)).map(|e| &e.payload);
+            let mut history = indexes
+                .iter()
+                .filter_map(|&i| log.get(i))
+                .map(|e| &e.payload);
             views.prepare(stream, &mut history, &events)
         };
         let prepared = match prepared {
@@ -225,7 +228,11 @@ impl<E: DomainEvent, P: Projector<E>> MemoryStore<E, P> {
         views.commit(stream, prepared);
         let len = log.len() as u64;
         drop(guard);
-        self.committed.send_replace(len);
+        // Only subscribers need waking; one that subscribes after this check reads the log,
+        // which holds these events already.
+        if self.committed.receiver_count() > 0 {
+            self.committed.send_replace(len);
+        }
         Ok(Appended {
             first_version: actual.next(),
             first_position: GlobalPosition(first_index as u64 + 1),

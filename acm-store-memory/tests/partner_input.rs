@@ -9,8 +9,8 @@ use std::sync::Arc;
 use acm_core::error::DomainError;
 use acm_core::id::{McServiceId, MessageId, StreamId, Version};
 use acm_core::lifecycle::{RequestState, Verification};
-use acm_core::message::PartnerMessage;
 use acm_core::message::PartnerAck;
+use acm_core::message::PartnerMessage;
 use acm_core::request::{
     AcmRequest, AcmRequestBody, AcmResponse, Decision, MAX_REASON_LEN, Outcome, RejectionReason,
     Responder, Target, VerificationFailure,

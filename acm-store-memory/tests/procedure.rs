@@ -7,9 +7,9 @@ use acm_core::Event;
 use acm_core::error::{Closure, DomainError};
 use acm_core::id::{McServiceId, RequestId, StreamId};
 use acm_core::lifecycle::{Command, RequestState};
+use acm_core::message::PartnerAck;
 use acm_core::message::PartnerMessage;
 use acm_core::pending::PendingItem;
-use acm_core::message::PartnerAck;
 use acm_core::request::{
     AcmRequest, AcmRequestBody, AcmRequestKind, AuthorizationRefusal, Decision, Outcome,
     Processing, RejectionReason, Responder, Target, VerificationFailure,

@@ -43,7 +43,11 @@ impl Runner {
     }
 }
 
-async fn tick_until(server: Arc<AcmServer>, interval: Duration, mut stopped: watch::Receiver<bool>) {
+async fn tick_until(
+    server: Arc<AcmServer>,
+    interval: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut every = tokio::time::interval(interval);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -54,7 +58,10 @@ async fn tick_until(server: Arc<AcmServer>, interval: Duration, mut stopped: wat
         // A pass is not cut short by a stop: it runs to its end.
         let report = server.tick().await;
         if !report.errors.is_empty() {
-            tracing::warn!(errors = report.errors.len(), "duties met errors; they run again");
+            tracing::warn!(
+                errors = report.errors.len(),
+                "duties met errors; they run again"
+            );
         }
     }
 }
@@ -86,7 +93,11 @@ async fn follow_until(server: Arc<AcmServer>, mut stopped: watch::Receiver<bool>
 }
 
 /// Runs `server`'s duties until `shutdown` completes, then stops them gracefully.
-pub async fn run_until(server: Arc<AcmServer>, interval: Duration, shutdown: impl Future<Output = ()>) {
+pub async fn run_until(
+    server: Arc<AcmServer>,
+    interval: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
     let runner = Runner::start(server, interval);
     shutdown.await;
     runner.shutdown().await;

@@ -35,9 +35,12 @@ async fn a_user_at_one_server_is_told_of_a_request_another_server_stored() {
     let sys = TwoSystems::new().await.unwrap();
     // A second server of system B on the same store, as a second node would be; the network
     // routes B's messages to the first.
-    let ports = Ports::builder(sys.b.directory.clone(), sys.network.transport(sys.b.id.clone()))
-        .clock(sys.clock.clone())
-        .build();
+    let ports = Ports::builder(
+        sys.b.directory.clone(),
+        sys.network.transport(sys.b.id.clone()),
+    )
+    .clock(sys.clock.clone())
+    .build();
     let store: Arc<dyn acm_core::AcmStore> = sys.b.store.clone();
     let second = Arc::new(
         AcmServer::open(ServerConfig::new(sys.b.id.clone()), ports, store)

@@ -25,7 +25,9 @@ pub(crate) struct Entry {
 /// and the next one reads the stream.
 #[derive(Debug)]
 pub(crate) struct Cache {
-    entries: Mutex<LruCache<RequestId, Entry, foldhash::fast::RandomState>>,
+    // A slot stays in place while its command runs (`None`): taking and putting back moves
+    // no node of the LRU list and allocates nothing.
+    entries: Mutex<LruCache<RequestId, Option<Entry>, foldhash::fast::RandomState>>,
 }
 
 impl Cache {
@@ -39,39 +41,44 @@ impl Cache {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, LruCache<RequestId, Entry, foldhash::fast::RandomState>> {
+    fn lock(
+        &self,
+    ) -> MutexGuard<'_, LruCache<RequestId, Option<Entry>, foldhash::fast::RandomState>> {
         // Every critical section leaves the map whole; a panic elsewhere cannot corrupt it.
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes `id`'s entry out.
+    /// Takes `id`'s entry out (its slot stays, empty, until the entry is put back).
     pub(crate) fn take(&self, id: RequestId) -> Option<Entry> {
-        self.lock().pop(&id)
+        self.lock().get_mut(&id).and_then(Option::take)
     }
 
     /// A copy of `id`'s entry.
     pub(crate) fn get(&self, id: RequestId) -> Option<Entry> {
-        self.lock().get(&id).cloned()
+        self.lock().get(&id).and_then(Clone::clone)
     }
 
     /// Puts `entry` back unless a newer one is there; a settled request is dropped instead.
     pub(crate) fn put(&self, id: RequestId, entry: Entry) {
         let mut entries = self.lock();
-        if entries
-            .peek(&id)
-            .is_some_and(|e| e.version >= entry.version)
-        {
-            return;
-        }
         if views::is_settled(&entry.state) {
             entries.pop(&id);
-        } else {
-            entries.put(id, entry);
+            return;
+        }
+        match entries.get_mut(&id) {
+            Some(Some(cached)) if cached.version >= entry.version => {}
+            Some(slot) => *slot = Some(entry),
+            None => {
+                entries.put(id, Some(entry));
+            }
         }
     }
 
     /// How many states are cached.
     pub(crate) fn len(&self) -> usize {
-        self.lock().len()
+        self.lock()
+            .iter()
+            .filter(|(_, slot)| slot.is_some())
+            .count()
     }
 }

@@ -159,8 +159,9 @@ impl AcmServer {
             match self.store.append(StreamId(id), expected, batch).await {
                 Ok(appended) => {
                     // The views are the store's; what is left is the cache and the notices.
-                    let was: Vec<McServiceId> = entry.state.pending_for().to_vec();
+                    let was = crate::views::Users::of(entry.state.pending_for());
                     let state = events.iter().fold(entry.state, evolve);
+                    let was = was.as_slice();
                     for user in state.pending_for().iter().filter(|u| !was.contains(u)) {
                         self.sessions.notify(user);
                     }

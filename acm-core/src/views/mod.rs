@@ -109,38 +109,102 @@ pub fn of_state(state: &RequestState) -> ViewChanges {
 ///   at the primary), with its [`Digest`];
 /// - submissions: the client's idempotency key of a primary request.
 pub fn changes(before: &RequestState, after: &RequestState) -> ViewChanges {
-    let mut out = ViewChanges::default();
-    let (was, is) = (before.pending_for(), after.pending_for());
-    if was != is {
-        out.pending_removed = was.iter().filter(|u| !is.contains(u)).cloned().collect();
-        out.pending_added = is.iter().filter(|u| !was.contains(u)).cloned().collect();
+    Summary::of(before).changes_to(after)
+}
+
+/// What the views hold of one state: enough to compute [`changes`] once the state has been
+/// folded further, without keeping a copy of it (a store folds the events into the state it
+/// has, and summarises it first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    empty: bool,
+    pending: Users,
+    owed: Option<MessageId>,
+    hook: bool,
+    timer: Option<Timer>,
+    received: Option<MessageId>,
+}
+
+/// A copy of a short list of users that allocates only for two or more (alias targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Users {
+    /// Nobody.
+    #[doc(hidden)]
+    None,
+    #[doc(hidden)]
+    One(McServiceId),
+    #[doc(hidden)]
+    Many(Vec<McServiceId>),
+}
+
+impl Users {
+    /// A copy of `users`.
+    pub fn of(users: &[McServiceId]) -> Self {
+        match users {
+            [] => Self::None,
+            [one] => Self::One(one.clone()),
+            many => Self::Many(many.to_vec()),
+        }
     }
-    let (owed_before, owed_after) = (before.owed_message_id(), after.owed_message_id());
-    if owed_before != owed_after {
-        out.outbox_settled = owed_before;
-        out.outbox_queued = owed_after.and_then(|message_id| {
-            Some(Queued {
-                message_id,
-                partner: owed_to(after)?.clone(),
-            })
-        });
+
+    /// The users.
+    pub fn as_slice(&self) -> &[McServiceId] {
+        match self {
+            Self::None => &[],
+            Self::One(user) => std::slice::from_ref(user),
+            Self::Many(users) => users,
+        }
     }
-    let (hook_before, hook_after) = (before.acceptance_due(), after.acceptance_due());
-    if hook_before != hook_after {
-        out.hook = Some(hook_after);
+}
+
+impl Summary {
+    /// The summary of `state`.
+    pub fn of(state: &RequestState) -> Self {
+        Self {
+            empty: matches!(state, RequestState::Empty),
+            pending: Users::of(state.pending_for()),
+            owed: state.owed_message_id(),
+            hook: state.acceptance_due(),
+            timer: timer(state),
+            received: received_id(state),
+        }
     }
-    let (timer_before, timer_after) = (timer(before), timer(after));
-    if timer_before != timer_after {
-        out.timer = Some(timer_after);
+
+    /// How the views change from the summarised state to `after`.
+    pub fn changes_to(&self, after: &RequestState) -> ViewChanges {
+        let mut out = ViewChanges::default();
+        let (was, is) = (self.pending.as_slice(), after.pending_for());
+        if was != is {
+            out.pending_removed = was.iter().filter(|u| !is.contains(u)).cloned().collect();
+            out.pending_added = is.iter().filter(|u| !was.contains(u)).cloned().collect();
+        }
+        let owed_after = after.owed_message_id();
+        if self.owed != owed_after {
+            out.outbox_settled = self.owed;
+            out.outbox_queued = owed_after.and_then(|message_id| {
+                Some(Queued {
+                    message_id,
+                    partner: owed_to(after)?.clone(),
+                })
+            });
+        }
+        let hook_after = after.acceptance_due();
+        if self.hook != hook_after {
+            out.hook = Some(hook_after);
+        }
+        let timer_after = timer(after);
+        if self.timer != timer_after {
+            out.timer = Some(timer_after);
+        }
+        // The digest costs a hash of the message: only a newly received message pays it.
+        if self.received != received_id(after) {
+            out.inbox = inbox(after);
+        }
+        if self.empty {
+            out.submission = submission(after);
+        }
+        out
     }
-    let (inbox_before, inbox_after) = (inbox(before), inbox(after));
-    if inbox_before.as_ref().map(|i| i.message_id) != inbox_after.as_ref().map(|i| i.message_id) {
-        out.inbox = inbox_after;
-    }
-    if matches!(before, RequestState::Empty) {
-        out.submission = submission(after);
-    }
-    out
 }
 
 /// Whether nothing of `state` is in any view that a server works from: nothing pending,
@@ -172,6 +236,14 @@ pub fn timer(state: &RequestState) -> Option<Timer> {
             since: p.submitted_at,
         }),
         _ => None,
+    }
+}
+
+fn received_id(state: &RequestState) -> Option<MessageId> {
+    match state {
+        RequestState::Partner(p) => Some(p.message_id),
+        RequestState::Primary(p) => p.response.as_ref().map(|(m, _)| *m),
+        RequestState::Empty => None,
     }
 }
 
