@@ -59,6 +59,11 @@ pub enum Event {
     /// stops sending it and tells the requester, as it would a response. A late
     /// acknowledgement or response is recorded and does not reopen the request.
     Undeliverable,
+    /// The undeliverable notice was delivered to the requester.
+    UndeliverableDelivered {
+        /// The requester.
+        to: McServiceId,
+    },
     /// Step 14: the response was delivered to the requester.
     ResponseDelivered {
         /// The requester.
@@ -142,6 +147,7 @@ impl DomainEvent for Event {
             Self::ResponseReceived { .. } => "response_received",
             Self::ResponseDelivered { .. } => "response_delivered",
             Self::Undeliverable => "undeliverable",
+            Self::UndeliverableDelivered { .. } => "undeliverable_delivered",
             Self::WithdrawalRequested { .. } => "withdrawal_requested",
             Self::WithdrawalRefused => "withdrawal_refused",
             Self::WithdrawalOutcomeDelivered { .. } => "withdrawal_outcome_delivered",

@@ -98,6 +98,7 @@ pub fn summary(event: &Event) -> String {
         }
         Event::ResponseDelivered { to } => format!("response delivered to {to}"),
         Event::Undeliverable => "undeliverable: the partner did not acknowledge in time".into(),
+        Event::UndeliverableDelivered { to } => format!("undeliverable notice delivered to {to}"),
         Event::WithdrawalRequested { by, .. } => format!("{by} asks to withdraw"),
         Event::WithdrawalRefused => "partner: too late to withdraw".into(),
         Event::WithdrawalOutcomeDelivered { to } => format!("withdrawal outcome delivered to {to}"),

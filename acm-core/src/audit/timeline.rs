@@ -57,6 +57,7 @@ impl Step {
             Event::ResponseReceived { .. } => Self::StoreResponse,
             Event::ResponseDelivered { .. } => Self::DeliverResponse,
             Event::Undeliverable => Self::Forward,
+            Event::UndeliverableDelivered { .. } => Self::DeliverResponse,
             Event::WithdrawalRequested { .. }
             | Event::WithdrawalRefused
             | Event::Withdrawn

@@ -74,8 +74,10 @@ pub enum Command {
     DeliverResponse {
         /// Who downloaded it.
         to: McServiceId,
-        /// The response (or the undeliverable notice) was delivered.
+        /// The response was delivered.
         response: bool,
+        /// The undeliverable notice was delivered.
+        undeliverable: bool,
         /// The withdrawal's outcome was delivered.
         withdrawal_outcome: bool,
     },

@@ -240,6 +240,7 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
         Command::DeliverResponse {
             to,
             response,
+            undeliverable,
             withdrawal_outcome,
         } => {
             let p = primary(state)?;
@@ -250,11 +251,15 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
             if *withdrawal_outcome && p.withdrawal_outcome_pending() {
                 events.push(Event::WithdrawalOutcomeDelivered { to: to.clone() });
             }
+            if *undeliverable && p.undeliverable_pending() {
+                events.push(Event::UndeliverableDelivered { to: to.clone() });
+            }
             if *response && p.response_pending() {
                 events.push(Event::ResponseDelivered { to: to.clone() });
             }
             // Acknowledging what was delivered already is a harmless repeat.
             let delivered_before = (*response && p.response_delivered)
+                || (*undeliverable && p.undeliverable_delivered)
                 || (*withdrawal_outcome && p.withdrawal_outcome_delivered);
             if events.is_empty() && !delivered_before {
                 return Err(DomainError::NoPendingResponse);

@@ -23,6 +23,7 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
             submitted_at: *at,
             idempotency_key: idempotency_key.clone(),
             undeliverable: false,
+            undeliverable_delivered: false,
             authorization: Authorization::Pending,
             forward: None,
             partner_stored: false,
@@ -63,6 +64,7 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
                 }
                 Event::PartnerStored { .. } => p.partner_stored = true,
                 Event::Undeliverable => p.undeliverable = true,
+                Event::UndeliverableDelivered { .. } => p.undeliverable_delivered = true,
                 Event::ResponseReceived {
                     message_id,
                     response,

@@ -50,6 +50,8 @@ pub struct PrimaryState {
     pub partner_stored: bool,
     /// The partner did not acknowledge it within the send deadline.
     pub undeliverable: bool,
+    /// The undeliverable notice was delivered to the requester.
+    pub undeliverable_delivered: bool,
     /// Step 11: the stored response.
     pub response: Option<(MessageId, AcmResponse)>,
     /// Step 14: the response was delivered to the requester.
@@ -62,10 +64,15 @@ pub struct PrimaryState {
 }
 
 impl PrimaryState {
-    /// Whether a stored response, or the notice that the request was undeliverable, waits
-    /// for the requester's download.
+    /// Whether a stored response waits for the requester's download (a response that came
+    /// after the request was recorded undeliverable too: the requester learns it).
     pub fn response_pending(&self) -> bool {
-        (self.response.is_some() || self.undeliverable) && !self.response_delivered
+        self.response.is_some() && !self.response_delivered
+    }
+
+    /// Whether the notice that the request was undeliverable waits for the requester.
+    pub fn undeliverable_pending(&self) -> bool {
+        self.undeliverable && !self.undeliverable_delivered
     }
 
     /// Whether the send deadline can still run out: authorised and forwarded, not yet
@@ -164,7 +171,10 @@ impl RequestState {
         match self {
             Self::Empty => &[],
             Self::Primary(p) => {
-                if p.response_pending() || p.withdrawal_outcome_pending() {
+                if p.response_pending()
+                    || p.withdrawal_outcome_pending()
+                    || p.undeliverable_pending()
+                {
                     std::slice::from_ref(&p.request.requester)
                 } else {
                     &[]

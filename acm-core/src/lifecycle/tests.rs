@@ -551,6 +551,7 @@ fn response_delivery_at_the_primary() {
         .when(Command::DeliverResponse {
             to: alice(),
             response: true,
+            undeliverable: true,
             withdrawal_outcome: true,
         })
         .then_error(DomainError::NoPendingResponse);
@@ -558,6 +559,7 @@ fn response_delivery_at_the_primary() {
         .when(Command::DeliverResponse {
             to: bob(),
             response: true,
+            undeliverable: true,
             withdrawal_outcome: true,
         })
         .then_error(DomainError::NotTheRequester { user: bob() });
@@ -565,6 +567,7 @@ fn response_delivery_at_the_primary() {
         .when(Command::DeliverResponse {
             to: alice(),
             response: true,
+            undeliverable: true,
             withdrawal_outcome: true,
         })
         .then([Event::ResponseDelivered { to: alice() }]);
@@ -727,6 +730,7 @@ fn any_command() -> impl Strategy<Value = Command> {
         user.clone().prop_map(|to| Command::DeliverResponse {
             to,
             response: true,
+            undeliverable: true,
             withdrawal_outcome: true,
         }),
         (user.clone(), m.clone())

@@ -62,8 +62,10 @@ impl Submission {
 pub enum DownloadedItem {
     /// A partner request (it stays pending until answered; acknowledging it changes nothing).
     Request(RequestId),
-    /// The response to the user's own request, or the notice that it was undeliverable.
+    /// The response to the user's own request.
     Response(RequestId),
+    /// The notice that the user's own request was undeliverable.
+    Undeliverable(RequestId),
     /// The partner's answer to the user's withdrawal.
     WithdrawalOutcome(RequestId),
 }
@@ -73,9 +75,8 @@ impl PendingItem {
     pub fn receipt(&self) -> DownloadedItem {
         match self {
             Self::Request { request, .. } => DownloadedItem::Request(request.request_id),
-            Self::Response { request, .. } | Self::Undeliverable { request } => {
-                DownloadedItem::Response(request.request_id)
-            }
+            Self::Response { request, .. } => DownloadedItem::Response(request.request_id),
+            Self::Undeliverable { request } => DownloadedItem::Undeliverable(request.request_id),
             Self::WithdrawalOutcome { request, .. } => {
                 DownloadedItem::WithdrawalOutcome(request.request_id)
             }
@@ -292,7 +293,9 @@ impl AcmServer {
         for item in items {
             match item {
                 DownloadedItem::Request(_) => {}
-                DownloadedItem::Response(id) | DownloadedItem::WithdrawalOutcome(id) => {
+                DownloadedItem::Response(id)
+                | DownloadedItem::Undeliverable(id)
+                | DownloadedItem::WithdrawalOutcome(id) => {
                     if !ids.contains(id) {
                         ids.push(*id);
                     }
@@ -303,6 +306,7 @@ impl AcmServer {
             let command = Command::DeliverResponse {
                 to: user.clone(),
                 response: items.contains(&DownloadedItem::Response(id)),
+                undeliverable: items.contains(&DownloadedItem::Undeliverable(id)),
                 withdrawal_outcome: items.contains(&DownloadedItem::WithdrawalOutcome(id)),
             };
             recorded += self.execute(id, &command, &actor, None).await?.len();
@@ -390,15 +394,15 @@ fn pending_items(state: &RequestState, user: &McServiceId) -> Vec<PendingItem> {
                     withdrawn: matches!(p.withdrawal, Withdrawal::Withdrawn(_)),
                 });
             }
-            if p.response_pending() {
-                items.push(match &p.response {
-                    Some((_, response)) if !p.undeliverable => PendingItem::Response {
-                        request: p.request.clone(),
-                        response: response.clone(),
-                    },
-                    _ => PendingItem::Undeliverable {
-                        request: p.request.clone(),
-                    },
+            if p.undeliverable_pending() {
+                items.push(PendingItem::Undeliverable {
+                    request: p.request.clone(),
+                });
+            }
+            if let (true, Some((_, response))) = (p.response_pending(), &p.response) {
+                items.push(PendingItem::Response {
+                    request: p.request.clone(),
+                    response: response.clone(),
                 });
             }
         }

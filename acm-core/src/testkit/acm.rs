@@ -204,6 +204,7 @@ pub fn command(step: &Step, state: &RequestState) -> (u64, Command) {
             Command::DeliverResponse {
                 to: alice(),
                 response: true,
+                undeliverable: true,
                 withdrawal_outcome: true,
             },
         ),
