@@ -6,8 +6,8 @@
 use acm_core::{
     AcmRequest, AcmRequestBody, AcmRequestKind, AcmResponse, AcmServer, Actor,
     AuthorizationRefusal, Closure, Command, Decision, DomainError, Event, McServiceId, Outcome,
-    PartnerAck, PartnerMessage, PendingItem, Processing, RejectionReason, RequestId,
-    RequestState, Responder, ServiceError, Session, StreamId, Target, VerificationFailure,
+    PartnerAck, PartnerMessage, PendingItem, Processing, RejectionReason, RequestId, RequestState,
+    Responder, ServiceError, Session, StreamId, Target, VerificationFailure,
 };
 use acm_store_memory::MemoryAcmStore;
 use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, duty_officer, id, provision};
@@ -63,7 +63,11 @@ fn fourteen_steps_between_a_and_b() {
         let sys = TwoSystems::new().await.unwrap();
         let (a, b) = (&sys.a, &sys.b);
         let alice_session = a.log_on(&alice()).await.unwrap();
-        assert_eq!(notified(&alice_session), None, "nothing pending for alice yet");
+        assert_eq!(
+            notified(&alice_session),
+            None,
+            "nothing pending for alice yet"
+        );
 
         // Steps 1–3: submitted, authorised, queued for B.
         let request = a
@@ -148,7 +152,10 @@ fn fourteen_steps_between_a_and_b() {
             types(&b.store, request).last().map(String::as_str),
             Some("response_forwarded")
         );
-        assert!(!a.server.is_logged_on(&alice()), "alice is offline: no notice");
+        assert!(
+            !a.server.is_logged_on(&alice()),
+            "alice is offline: no notice"
+        );
 
         // The acceptance hook runs once at B.
         assert_eq!(b.server.apply_acceptances().await.unwrap(), 1);

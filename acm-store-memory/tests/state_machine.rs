@@ -16,8 +16,8 @@ use acm_core::audit::replay;
 use acm_core::error::{Closure, DomainError};
 use acm_core::id::{GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
 use acm_core::lifecycle::{Authorization, RequestState, Verification, Withdrawal};
-use acm_core::pending::PendingItem;
 use acm_core::message::PartnerAck;
+use acm_core::pending::PendingItem;
 use acm_core::request::{
     AcmRequestKind, AcmResponse, AuthorizationRefusal, Decision, MAX_REASON_LEN, Outcome,
     Processing, RejectionReason, Responder, Target, VerificationFailure,
