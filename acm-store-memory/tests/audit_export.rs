@@ -11,7 +11,7 @@ use acm_core::audit::{
 use acm_core::chain;
 use acm_core::id::{GlobalPosition, RequestId};
 use acm_core::request::{Decision, Target};
-use acm_core::{Envelope, Event};
+use acm_core::{Envelope, Event, PendingItem};
 use acm_store_memory::fixture::{TwoSystems, alice, bob};
 use chrono::Duration;
 use futures_executor::block_on;
@@ -26,7 +26,10 @@ fn played() -> (Vec<Envelope<Event>>, Vec<Envelope<Event>>, RequestId) {
         sys.clock.advance(Duration::hours(1));
         sys.bob_answers(request, Decision::Accept).await.unwrap();
         sys.clock.advance(Duration::hours(1));
-        sys.a.server.download_pending(&alice()).await.unwrap();
+        let data = sys.a.server.download_pending(&alice()).await.unwrap();
+        let receipts: Vec<_> = data.items.iter().map(PendingItem::receipt).collect();
+        let recorded = sys.a.server.acknowledge_download(&alice(), &receipts).await;
+        assert_eq!(recorded.unwrap(), 1, "step 14 recorded");
         (sys.a.store.snapshot(), sys.b.store.snapshot(), request)
     })
 }
