@@ -11,7 +11,7 @@
 //!
 //! - `a_lifecycle`: `decide` + `evolve` alone over a whole partner-side lifecycle (5 commands)
 //!   and a whole primary-side lifecycle (4 commands);
-//! - `b_service`: [`AcmServer::execute`] on a [`MemoryStore`] for the same partner lifecycle,
+//! - `b_service`: [`AcmServer::execute`] on a [`MemoryAcmStore`] for the same partner lifecycle,
 //!   on a fresh request per iteration, whole and one command kind at a time. The server and
 //!   its store keep every request, as a running server does, so the figures include the
 //!   store's growth (its log, its indexes, first touches of new memory). In `one_command` the
@@ -28,20 +28,22 @@
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
+use acm_core::ManualClock;
 use acm_core::audit::replay;
-use acm_core::directory::StaticDirectory;
-use acm_core::id::{MessageId, RequestId, SystemId};
-use acm_core::lifecycle::{Command, ReceiptFacts};
-use acm_core::ports::{IdSource, Ids, NoHook, NoNotifier, SequentialIds};
-use acm_core::recording::ManualClock;
-use acm_core::request::{
+use acm_core::StaticDirectory;
+use acm_core::{MessageId, RequestId, SystemId};
+use acm_core::{Command, ReceiptFacts};
+use acm_core::{IdSource, Ids, SequentialIds};
+use acm_core::{
     AcmRequest, AcmRequestBody, AcmResponse, Decision, Limits, Outcome, Processing, Responder,
     Target,
 };
-use acm_core::store::{Actor, CausationId, Envelope, EventStore};
-use acm_core::{AcmServer, Event, Ports, RequestState, ServerConfig, Submission, decide, evolve};
+use acm_core::{Actor, CausationId, Envelope, EventStore};
+use acm_core::{
+    AcmServer, Event, PendingItem, Ports, RequestState, ServerConfig, Submission, decide, evolve,
+};
 use acm_store_memory::fixture::{TwoSystems, alice, bob, groups, id, provision};
-use acm_store_memory::{InProcessNetwork, MemoryStore};
+use acm_store_memory::{InProcessNetwork, MemoryAcmStore};
 use chrono::{DateTime, Utc};
 use divan::counter::ItemsCount;
 use divan::{AllocProfiler, Bencher, black_box};
@@ -115,9 +117,9 @@ struct Step {
 /// The partner side of one accepted request, as B's server runs it: Receive → Deliver →
 /// Respond → `RecordResponseAck` → `RecordAcceptanceApplied`.
 fn partner_steps(ids: &dyn IdSource) -> (RequestId, [Step; 5]) {
-    let request_id = ids.request_id();
-    let forward: MessageId = ids.message_id();
-    let response: MessageId = ids.message_id();
+    let request_id = ids.request_id().expect("sequential ids");
+    let forward: MessageId = ids.message_id().expect("sequential ids");
+    let response: MessageId = ids.message_id().expect("sequential ids");
     let steps = [
         Step {
             command: Command::Receive {
@@ -125,7 +127,7 @@ fn partner_steps(ids: &dyn IdSource) -> (RequestId, [Step; 5]) {
                 message_id: forward,
                 request: Arc::new(request(request_id)),
                 facts: receipt_facts(),
-                response_message_id: ids.message_id(),
+                response_message_id: ids.message_id().expect("sequential ids"),
                 at: noon(),
             },
             actor: Actor::System(system_a()),
@@ -165,21 +167,22 @@ fn partner_steps(ids: &dyn IdSource) -> (RequestId, [Step; 5]) {
 /// The primary side of one accepted request, as A's server runs it: Submit →
 /// `RecordPartnerAck` → `ReceiveResponse` → `DeliverResponse`.
 fn primary_commands(ids: &dyn IdSource) -> [Command; 4] {
-    let forward = ids.message_id();
+    let forward = ids.message_id().expect("sequential ids");
     [
         Command::Submit {
-            request: Arc::new(request(ids.request_id())),
+            request: Arc::new(request(ids.request_id().expect("sequential ids"))),
             authorization: Ok(()),
             limits: Limits::default(),
             message_id: forward,
             at: noon(),
+            idempotency_key: None,
         },
         Command::RecordPartnerAck {
             message_id: forward,
         },
         Command::ReceiveResponse {
             from: system_b(),
-            message_id: ids.message_id(),
+            message_id: ids.message_id().expect("sequential ids"),
             response: AcmResponse {
                 responder: Responder::User {
                     id: bob(),
@@ -188,28 +191,30 @@ fn primary_commands(ids: &dyn IdSource) -> [Command; 4] {
                 outcome: Outcome::Accepted,
             },
         },
-        Command::DeliverResponse { to: alice() },
+        Command::DeliverResponse {
+            to: alice(),
+            response: true,
+            withdrawal_outcome: false,
+        },
     ]
 }
 
 /// Ports of B's server with nothing behind them that costs: a static directory, a transport
-/// that is never called, no notifier, no hook, a manual clock and sequential ids.
+/// that is never called, no hook, a manual clock and sequential ids.
 fn ports_b() -> Ports {
     let directory = StaticDirectory::new(system_b())
         .with_partner(system_a(), vec![system_a()])
         .with_user(bob(), true);
-    Ports {
-        directory: Arc::new(directory),
-        transport: InProcessNetwork::new().transport(system_b()),
-        notifier: Arc::new(NoNotifier),
-        hook: Arc::new(NoHook),
-        clock: Arc::new(ManualClock::default()),
-        ids: Arc::new(SequentialIds::new(0xB)),
-        outbox: None,
-    }
+    Ports::builder(
+        Arc::new(directory),
+        InProcessNetwork::new().transport(system_b()),
+    )
+    .clock(Arc::new(ManualClock::default()))
+    .ids(Arc::new(SequentialIds::new(0xB)))
+    .build()
 }
 
-fn open_b(store: Arc<MemoryStore<Event>>) -> AcmServer {
+fn open_b(store: Arc<MemoryAcmStore>) -> AcmServer {
     block_on(AcmServer::open(
         ServerConfig::new(system_b()),
         ports_b(),
@@ -221,10 +226,15 @@ fn open_b(store: Arc<MemoryStore<Event>>) -> AcmServer {
 /// Runs `steps` through the service, as the server's own entry points would.
 async fn execute_all(server: &AcmServer, request_id: RequestId, steps: &[Step]) {
     for step in steps {
-        let events = server
-            .execute(request_id, &step.command, &step.actor, step.causation)
-            .await
-            .expect("every step of the lifecycle is accepted");
+        let events = acm_core::testkit::execute(
+            server,
+            request_id,
+            &step.command,
+            &step.actor,
+            step.causation,
+        )
+        .await
+        .expect("every step of the lifecycle is accepted");
         debug_assert!(!events.is_empty());
     }
 }
@@ -282,11 +292,11 @@ mod a_lifecycle {
 
 // ------------------------------------------------ (b) commands through the service
 
-/// [`AcmServer::execute`] on a [`MemoryStore`](super::MemoryStore): state from the cache,
+/// [`AcmServer::execute`] on a [`MemoryAcmStore`](super::MemoryAcmStore): state from the cache,
 /// decide, append with the expected version, evolve, projections.
 mod b_service {
     use super::{
-        Arc, Bencher, EventStore, ItemsCount, MemoryStore, PARTNER_EVENTS, RequestState,
+        Arc, Bencher, EventStore, ItemsCount, MemoryAcmStore, PARTNER_EVENTS, RequestState,
         SequentialIds, block_on, execute_all, open_b, partner_steps,
     };
 
@@ -294,20 +304,21 @@ mod b_service {
     /// and its store keep every earlier request, as a running server does.
     #[divan::bench(sample_count = 100, sample_size = 200)]
     fn partner_5_commands(bencher: Bencher) {
-        let store = Arc::new(MemoryStore::new());
+        let store = Arc::new(MemoryAcmStore::new());
         let server = open_b(store.clone());
         let ids = SequentialIds::new(0xC);
 
         // Check once that the lifecycle completes and records what it should.
         let (request_id, steps) = partner_steps(&ids);
         block_on(execute_all(&server, request_id, &steps));
-        match server.state(request_id) {
-            Some(RequestState::Partner(p)) => assert!(p.acceptance_applied),
+        match block_on(server.state(request_id)).expect("state") {
+            RequestState::Partner(p) => assert!(p.acceptance_applied),
             other => panic!("the partner lifecycle did not complete: {other:?}"),
         }
         let head = block_on(store.head()).expect("head of a memory store");
         assert_eq!(head.0, PARTNER_EVENTS as u64);
-        assert_eq!(server.outbox_len(), 0);
+        let outbox = block_on(server.outbox_status()).expect("outbox status");
+        assert_eq!(outbox.depth, 0);
 
         bencher
             .counter(ItemsCount::new(5usize))
@@ -327,7 +338,7 @@ mod b_service {
     )]
     fn one_command(bencher: Bencher, step: &str) {
         let index = usize::from(step.as_bytes()[0] - b'1');
-        let server = open_b(Arc::new(MemoryStore::new()));
+        let server = open_b(Arc::new(MemoryAcmStore::new()));
         let ids = SequentialIds::new(0xC);
         bencher
             .counter(ItemsCount::new(1usize))
@@ -347,12 +358,12 @@ mod b_service {
 /// A store holding [`REPLAY_EVENTS`] events or a few more, written by whole partner
 /// lifecycles through the service, and a copy of its log.
 struct Log {
-    store: Arc<MemoryStore<Event>>,
+    store: Arc<MemoryAcmStore>,
     envelopes: Vec<Envelope<Event>>,
 }
 
 static LOG: LazyLock<Log> = LazyLock::new(|| {
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(MemoryAcmStore::new());
     let server = open_b(store.clone());
     let ids = SequentialIds::new(0xD);
     block_on(async {
@@ -438,29 +449,33 @@ async fn exchange(sys: &TwoSystems, submission: Submission) {
     let (a, b) = (&sys.a.server, &sys.b.server);
     let (alice, bob) = (alice(), bob());
     // Steps 1–3, and step 5: alice logs off.
+    let alice_session = a.log_on(&alice).await.expect("logged on");
     let request = a.submit(&alice, submission).await.expect("submitted");
-    a.log_off(&alice);
+    drop(alice_session);
     // Steps 3–4b.
     assert_eq!(a.relay().await.expect("relayed").acknowledged, 1);
     // Steps 6–8.
-    b.log_on(&bob).await;
+    let bob_session = b.log_on(&bob).await.expect("logged on");
+    assert!(bob_session.try_next().is_some(), "bob is notified");
     let data = b.download_pending(&bob).await.expect("downloaded");
     assert_eq!(data.items.len(), 1);
     // Step 9.
     b.respond(&bob, None, request, Decision::Accept)
         .await
         .expect("responded");
-    b.log_off(&bob);
+    drop(bob_session);
     // Steps 10–11, then the acceptance hook at B.
     assert_eq!(b.relay().await.expect("relayed").acknowledged, 1);
     assert_eq!(b.apply_acceptances().await.expect("hook ran"), 1);
     // Steps 12–14.
-    a.log_on(&alice).await;
+    let alice_session = a.log_on(&alice).await.expect("logged on");
+    assert!(alice_session.try_next().is_some(), "alice is notified");
     let data = a.download_pending(&alice).await.expect("downloaded");
     assert_eq!(data.items.len(), 1);
-    a.log_off(&alice);
-    // Keep the recording notifiers from growing.
-    drop((sys.a.notifier.take(), sys.b.notifier.take()));
+    let receipts: Vec<_> = data.items.iter().map(PendingItem::receipt).collect();
+    let recorded = a.acknowledge_download(&alice, &receipts).await;
+    assert_eq!(recorded.expect("acknowledged"), 1);
+    drop(alice_session);
 }
 
 /// Full exchanges between two in-process servers ([`TwoSystems`]).

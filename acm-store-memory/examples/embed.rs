@@ -4,36 +4,33 @@
 
 use std::sync::Arc;
 
-use acm_core::directory::{ComposedDirectory, StaticDirectory};
-use acm_core::id::{McServiceId, SystemId};
-use acm_core::pending::PendingItem;
-use acm_core::ports::{AcceptanceHook as Hook, ClientNotifier, Directory, HookError};
-use acm_core::ports::{PendingAcmDataNotification as Pending, Recipients};
-use acm_core::request::Decision::Accept;
-use acm_core::request::{AcmRequest, AcmRequestKind, AcmResponse, Target, VerificationFailure};
-use acm_core::{AcmServer, Ports, ServerConfig, Submission};
-use acm_store_memory::{InProcessNetwork, MemoryStore};
+use acm_core::{ComposedDirectory, StaticDirectory};
+use acm_core::{McServiceId, SystemId};
+use acm_core::PendingItem;
+use acm_core::{AcceptanceHook as Hook, Directory, HookError, Lookup, Recipients};
+use acm_core::Decision::Accept;
+use acm_core::{AcmRequest, AcmRequestKind, AcmResponse, Target, VerificationFailure};
+use acm_core::{AcmServer, Ports, ServerConfig, Session, Submission};
+use acm_store_memory::{InProcessNetwork, MemoryAcmStore};
 use async_trait::async_trait;
 
 /// The vendor's user database: every user of mc-b.example may receive.
 struct VendorUsers;
-type Resolved = Result<Vec<McServiceId>, VerificationFailure>;
+type Resolved = Lookup<Vec<McServiceId>, VerificationFailure>;
 #[async_trait]
 impl Recipients for VendorUsers {
     async fn resolve(&self, t: &Target, _: AcmRequestKind) -> Resolved {
-        match t {
+        Ok(match t {
             Target::User(u) if u.host() == "mc-b.example" => Ok(vec![u.clone()]),
             Target::User(u) => Err(VerificationFailure::UnknownTarget { user: u.clone() }),
             _ => Err(VerificationFailure::NoAdministrator),
-        }
+        })
     }
 }
 
-/// The vendor's push channel to its ACM clients.
-struct Push;
-#[async_trait]
-impl ClientNotifier for Push {
-    async fn notify(&self, n: Pending) {
+/// The vendor's push channel to its ACM clients: forwards a session's notice, if any.
+fn push(session: &Session) {
+    if let Some(n) = session.try_next() {
         println!("push to {}: pending ACM data", n.mc_service_id);
     }
 }
@@ -65,10 +62,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let net = InProcessNetwork::new();
     let open = async |system: &SystemId, directory: Arc<dyn Directory>| {
-        let ports = Ports::new(directory, net.transport(system.clone()))
-            .with_notifier(Arc::new(Push))
-            .with_hook(Arc::new(AddToProfiles));
-        let store = Arc::new(MemoryStore::new());
+        let ports = Ports::builder(directory, net.transport(system.clone()))
+            .hook(Arc::new(AddToProfiles))
+            .build();
+        let store = Arc::new(MemoryAcmStore::new());
         let server =
             Arc::new(AcmServer::open(ServerConfig::new(system.clone()), ports, store).await?);
         net.register(system.clone(), &server);
@@ -80,18 +77,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let groups = ["sip:tac-1@mc-a.example".parse()?];
         let submission = Submission::provision(b, Target::User(bob.clone()), groups);
         let request = server_a.submit(&alice, submission).await?; // steps 1-2
-        server_a.tick().await?; // steps 3-4b: the relay forwards it
-        server_b.log_on(&bob).await; // steps 6-7a: the push fires
+        server_a.relay().await?; // steps 3-4b: the relay forwards it
+        let bob_session = server_b.log_on(&bob).await?; // steps 6-7a: the push fires
+        push(&bob_session);
         let pending = server_b.download_pending(&bob).await?.items; // steps 7b-8
         println!("bob has {} pending item(s)", pending.len());
         server_b.respond(&bob, None, request, Accept).await?; // step 9
-        server_b.tick().await?; // steps 10-11 and the acceptance hook
-        server_a.log_on(&alice).await; // steps 12-13a
-        for item in server_a.download_pending(&alice).await?.items {
+        server_b.relay().await?; // steps 10-11
+        server_b.apply_acceptances().await?; // the acceptance hook
+        let alice_session = server_a.log_on(&alice).await?; // steps 12-13a
+        push(&alice_session);
+        let items = server_a.download_pending(&alice).await?.items;
+        for item in &items {
             if let PendingItem::Response { response: r, .. } = item {
                 println!("alice learns: {} by {}", r.outcome, r.responder); // steps 13b-14
             }
         }
+        let receipts: Vec<_> = items.iter().map(PendingItem::receipt).collect();
+        server_a.acknowledge_download(&alice, &receipts).await?; // the client has it
         Ok(())
     })
 }

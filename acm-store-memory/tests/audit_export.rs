@@ -9,9 +9,9 @@ use acm_core::audit::{
     verify_export,
 };
 use acm_core::chain;
-use acm_core::id::{GlobalPosition, RequestId};
-use acm_core::request::{Decision, Target};
-use acm_core::{Envelope, Event};
+use acm_core::{GlobalPosition, RequestId};
+use acm_core::{Decision, Target};
+use acm_core::{Envelope, Event, PendingItem};
 use acm_store_memory::fixture::{TwoSystems, alice, bob};
 use chrono::Duration;
 use futures_executor::block_on;
@@ -26,7 +26,10 @@ fn played() -> (Vec<Envelope<Event>>, Vec<Envelope<Event>>, RequestId) {
         sys.clock.advance(Duration::hours(1));
         sys.bob_answers(request, Decision::Accept).await.unwrap();
         sys.clock.advance(Duration::hours(1));
-        sys.a.server.download_pending(&alice()).await.unwrap();
+        let data = sys.a.server.download_pending(&alice()).await.unwrap();
+        let receipts: Vec<_> = data.items.iter().map(PendingItem::receipt).collect();
+        let recorded = sys.a.server.acknowledge_download(&alice(), &receipts).await;
+        assert_eq!(recorded.unwrap(), 1, "step 14 recorded");
         (sys.a.store.snapshot(), sys.b.store.snapshot(), request)
     })
 }
@@ -439,7 +442,7 @@ fn the_joined_timeline_keeps_causal_order_whatever_the_clocks_say() {
         assert_eq!(stored.step, Step::StoreAndVerify);
         let cause = stored.caused_by.as_ref().unwrap();
         assert_eq!(
-            cause.system.as_ref().map(acm_core::id::SystemId::as_str),
+            cause.system.as_ref().map(acm_core::SystemId::as_str),
             Some(pa)
         );
         assert_eq!(cause.step, Some(Step::Forward));

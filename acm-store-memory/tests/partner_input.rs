@@ -6,20 +6,24 @@
 
 use std::sync::Arc;
 
-use acm_core::error::DomainError;
-use acm_core::id::{McServiceId, MessageId, StreamId, Version};
-use acm_core::lifecycle::{RequestState, Verification};
-use acm_core::message::PartnerAck;
-use acm_core::message::PartnerMessage;
-use acm_core::request::{
-    AcmRequest, AcmRequestBody, AcmResponse, Decision, MAX_REASON_LEN, Outcome, RejectionReason,
-    Responder, Target, VerificationFailure,
+use acm_core::{
+    AcmRequest, AcmRequestBody, AcmResponse, AcmServer, Decision, DomainError, MAX_REASON_LEN,
+    McServiceId, MessageId, Outcome, PartnerAck, PartnerMessage, RejectionReason, RequestId,
+    RequestState, Responder, ServiceError, StreamId, Target, Verification, VerificationFailure,
+    Version,
 };
-use acm_core::server::ServiceError;
 use acm_store_memory::fixture::{TwoSystems, alice, bob, duty_officer, id};
 use futures_executor::block_on;
 
-fn response_message(request: acm_core::id::RequestId, response: AcmResponse) -> PartnerMessage {
+async fn pending(server: &AcmServer, user: &McServiceId) -> Vec<RequestId> {
+    server.pending_for(user).await.unwrap()
+}
+
+async fn state(server: &AcmServer, request: RequestId) -> RequestState {
+    server.state(request).await.unwrap()
+}
+
+fn response_message(request: acm_core::RequestId, response: AcmResponse) -> PartnerMessage {
     PartnerMessage::Response {
         message_id: id("01900000-0000-7000-8000-00000000beef"),
         request_id: request,
@@ -86,7 +90,7 @@ fn primary_refuses_a_response_in_another_systems_name_or_over_the_limits() {
             other => panic!("expected a refusal, got {other:?}"),
         }
         assert!(
-            sys.a.server.pending_for(&alice()).is_empty(),
+            pending(&sys.a.server, &alice()).await.is_empty(),
             "nothing stored"
         );
         // A response in B's own name is stored.
@@ -101,7 +105,7 @@ fn primary_refuses_a_response_in_another_systems_name_or_over_the_limits() {
             .await
             .unwrap();
         assert_eq!(ack, PartnerAck::Stored);
-        assert_eq!(sys.a.server.pending_for(&alice()), [request]);
+        assert_eq!(pending(&sys.a.server, &alice()).await, [request]);
     });
 }
 
@@ -163,11 +167,13 @@ fn a_message_id_reused_with_other_content_is_refused() {
             )
             .await
         {
-            Err(ServiceError::Domain(DomainError::RequestIdReused)) => {}
+            Err(ServiceError::Domain(DomainError::MessageIdReused { message_id: m })) => {
+                assert_eq!(m, message_id);
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
-        match sys.b.server.state(first.request_id) {
-            Some(RequestState::Partner(p)) => assert_eq!(p.request, first),
+        match state(&sys.b.server, first.request_id).await {
+            RequestState::Partner(p) => assert_eq!(p.request, first),
             other => panic!("expected the first request stored, got {other:?}"),
         }
     });
@@ -189,8 +195,8 @@ fn a_requester_alias_of_another_system_fails_verification() {
             sys.b.server.receive(&sys.a.id, message).await.unwrap(),
             PartnerAck::Stored
         );
-        match sys.b.server.state(forged.request_id) {
-            Some(RequestState::Partner(p)) => {
+        match state(&sys.b.server, forged.request_id).await {
+            RequestState::Partner(p) => {
                 assert_eq!(
                     p.verification,
                     Verification::Failed(VerificationFailure::RequesterNotOfSender)
@@ -214,8 +220,8 @@ fn host_case_does_not_matter() {
             request: request.clone(),
         };
         sys.b.server.receive(&sys.a.id, message).await.unwrap();
-        match sys.b.server.state(request.request_id) {
-            Some(RequestState::Partner(p)) => assert!(
+        match state(&sys.b.server, request.request_id).await {
+            RequestState::Partner(p) => assert!(
                 matches!(p.verification, Verification::Passed(_)),
                 "{:?}",
                 p.verification
@@ -226,14 +232,14 @@ fn host_case_does_not_matter() {
 }
 
 /// Alice provides a group to B's duty officer alias; returns the request and B's verdict.
-async fn to_the_alias(sys: &TwoSystems) -> (acm_core::id::RequestId, Verification) {
+async fn to_the_alias(sys: &TwoSystems) -> (RequestId, Verification) {
     let request = sys
         .alice_provides(Target::FunctionalAlias(duty_officer()), 1)
         .await
         .unwrap();
     sys.settle().await.unwrap();
-    match sys.b.server.state(request) {
-        Some(RequestState::Partner(p)) => (request, p.verification),
+    match state(&sys.b.server, request).await {
+        RequestState::Partner(p) => (request, p.verification),
         other => panic!("expected a partner state, got {other:?}"),
     }
 }
@@ -257,9 +263,9 @@ fn alias_holders_who_may_not_receive_here_are_not_offered_the_request() {
         );
         let (request, verification) = to_the_alias(&sys).await;
         assert_eq!(verification, Verification::Passed(Arc::from([bob()])));
-        assert_eq!(sys.b.server.pending_for(&bob()), [request]);
+        assert_eq!(pending(&sys.b.server, &bob()).await, [request]);
         for user in [&dave, &stranger, &elsewhere] {
-            assert!(sys.b.server.pending_for(user).is_empty(), "{user}");
+            assert!(pending(&sys.b.server, user).await.is_empty(), "{user}");
             assert!(
                 sys.b
                     .server
@@ -291,8 +297,8 @@ fn alias_holders_who_may_not_receive_here_are_not_offered_the_request() {
             verification,
             Verification::Failed(VerificationFailure::NoEligibleRecipient)
         );
-        match sys.a.server.state(request) {
-            Some(RequestState::Primary(p)) => {
+        match state(&sys.a.server, request).await {
+            RequestState::Primary(p) => {
                 let (_, response) = p.response.unwrap();
                 assert_eq!(
                     response.outcome,
@@ -329,7 +335,7 @@ fn a_message_id_reused_for_another_request_is_refused_and_nothing_is_stored() {
         );
         for restarted in [false, true] {
             if restarted {
-                // The refusal holds after a restart: the inbox is rebuilt from the log.
+                // The refusal holds after a restart: the inbox is kept in the store.
                 sys.b.restart(&sys.network).await.unwrap();
             }
             let b = sys.b.server.clone();
@@ -339,11 +345,15 @@ fn a_message_id_reused_for_another_request_is_refused_and_nothing_is_stored() {
                 }
                 other => panic!("expected a refusal (restarted: {restarted}), got {other:?}"),
             }
-            assert_eq!(b.state(second.request_id), None, "nothing stored");
-            assert_eq!(b.version(second.request_id), Version::NONE);
+            assert_eq!(
+                state(&b, second.request_id).await,
+                RequestState::Empty,
+                "nothing stored"
+            );
+            assert_eq!(b.version(second.request_id).await.unwrap(), Version::NONE);
             assert!(matches!(
-                b.state(first.request_id),
-                Some(RequestState::Partner(_))
+                state(&b, first.request_id).await,
+                RequestState::Partner(_)
             ));
             // The first request's resend is still acknowledged.
             assert_eq!(
@@ -390,10 +400,10 @@ fn a_response_message_id_reused_for_another_request_is_refused() {
             Err(ServiceError::Domain(DomainError::MessageIdReused { .. })) => {}
             other => panic!("expected a refusal, got {other:?}"),
         }
-        match a.state(r2) {
-            Some(RequestState::Primary(p)) => assert_eq!(p.response, None),
+        match state(a, r2).await {
+            RequestState::Primary(p) => assert_eq!(p.response, None),
             other => panic!("expected a primary state, got {other:?}"),
         }
-        assert_eq!(a.pending_for(&alice()), [r1]);
+        assert_eq!(pending(a, &alice()).await, [r1]);
     });
 }

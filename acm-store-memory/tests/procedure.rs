@@ -3,25 +3,18 @@
 // A failed unwrap is a failed test; a scenario reads best as one function.
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
-use acm_core::Event;
-use acm_core::error::{Closure, DomainError};
-use acm_core::id::{McServiceId, RequestId, StreamId};
-use acm_core::lifecycle::{Command, RequestState};
-use acm_core::message::PartnerAck;
-use acm_core::message::PartnerMessage;
-use acm_core::pending::PendingItem;
-use acm_core::request::{
-    AcmRequest, AcmRequestBody, AcmRequestKind, AuthorizationRefusal, Decision, Outcome,
-    Processing, RejectionReason, Responder, Target, VerificationFailure,
+use acm_core::{
+    AcmRequest, AcmRequestBody, AcmRequestKind, AcmResponse, AcmServer, Actor,
+    AuthorizationRefusal, Closure, Command, Decision, DomainError, Event, McServiceId, Outcome,
+    PartnerAck, PartnerMessage, PendingItem, Processing, RejectionReason, RequestId, RequestState,
+    Responder, ServiceError, Session, StreamId, Target, VerificationFailure,
 };
-use acm_core::server::ServiceError;
-use acm_core::store::Actor;
-use acm_store_memory::MemoryStore;
+use acm_store_memory::MemoryAcmStore;
 use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, duty_officer, id, provision};
 use chrono::Duration;
 use futures_executor::block_on;
 
-fn types(store: &MemoryStore<Event>, request: RequestId) -> Vec<String> {
+fn types(store: &MemoryAcmStore, request: RequestId) -> Vec<String> {
     store
         .snapshot()
         .into_iter()
@@ -42,15 +35,26 @@ async fn submit_and_settle(sys: &TwoSystems, target: Target, n: usize) -> Reques
     request
 }
 
-fn users(n: &[acm_core::ports::PendingAcmDataNotification]) -> Vec<McServiceId> {
-    n.iter().map(|n| n.mc_service_id.clone()).collect()
+/// Whom the notice waiting for `session` is for, taking it (`None`: no notice).
+fn notified(session: &Session) -> Option<McServiceId> {
+    session.try_next().map(|n| n.mc_service_id)
 }
 
-fn response_of(sys: &TwoSystems, request: RequestId) -> acm_core::request::AcmResponse {
-    match sys.a.server.state(request) {
-        Some(RequestState::Primary(p)) => p.response.expect("a response at A").1,
+async fn pending(server: &AcmServer, user: &McServiceId) -> Vec<RequestId> {
+    server.pending_for(user).await.unwrap()
+}
+
+async fn response_of(sys: &TwoSystems, request: RequestId) -> AcmResponse {
+    match sys.a.server.state(request).await.unwrap() {
+        RequestState::Primary(p) => p.response.expect("a response at A").1,
         other => panic!("expected a primary state, got {other:?}"),
     }
+}
+
+/// Acknowledges every item of a download.
+async fn acknowledge(server: &AcmServer, user: &McServiceId, items: &[PendingItem]) -> usize {
+    let receipts: Vec<_> = items.iter().map(PendingItem::receipt).collect();
+    server.acknowledge_download(user, &receipts).await.unwrap()
 }
 
 #[test]
@@ -58,7 +62,12 @@ fn fourteen_steps_between_a_and_b() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
         let (a, b) = (&sys.a, &sys.b);
-        assert_eq!(a.server.log_on(&alice()).await, 0);
+        let alice_session = a.log_on(&alice()).await.unwrap();
+        assert_eq!(
+            notified(&alice_session),
+            None,
+            "nothing pending for alice yet"
+        );
 
         // Steps 1–3: submitted, authorised, queued for B.
         let request = a
@@ -74,26 +83,32 @@ fn fourteen_steps_between_a_and_b() {
             types(&b.store, request).is_empty(),
             "nothing reaches B before the relay"
         );
-        assert_eq!(a.server.outbox_len(), 1);
+        assert_eq!(a.server.outbox_status().await.unwrap().depth, 1);
 
         // Steps 3–4b: the relay forwards; B stores and verifies; A records the ack.
         let relay = a.server.relay().await.unwrap();
-        assert_eq!((relay.acknowledged, relay.failed), (1, 0));
+        assert_eq!(
+            (relay.acknowledged, relay.unreachable, relay.refused),
+            (1, 0, 0)
+        );
         assert_eq!(types(&b.store, request), ["stored", "verified"]);
         assert_eq!(
             types(&a.store, request),
             ["submitted", "authorized", "forwarded", "partner_stored"]
         );
-        assert_eq!(a.server.outbox_len(), 0);
-        assert!(b.notifier.take().is_empty(), "bob is not logged on");
+        assert_eq!(a.server.outbox_status().await.unwrap().depth, 0);
+        assert!(!b.server.is_logged_on(&bob()), "bob is not logged on");
+        assert_eq!(notified(&alice_session), None, "nothing for alice yet");
 
         // Step 5: alice logs off; nothing in flight depends on her.
-        a.server.log_off(&alice());
+        drop(alice_session);
+        assert!(!a.server.is_logged_on(&alice()));
         sys.clock.advance(Duration::hours(5));
 
         // Steps 6–7a: bob logs on and is notified.
-        assert_eq!(b.server.log_on(&bob()).await, 1);
-        assert_eq!(users(&b.notifier.take()), [bob()]);
+        let bob_session = b.log_on(&bob()).await.unwrap();
+        assert_eq!(notified(&bob_session), Some(bob()));
+        assert_eq!(notified(&bob_session), None, "one notice");
 
         // Steps 7b–8: bob downloads pending ACM data and learns the group IDs.
         let data = b.server.download_pending(&bob()).await.unwrap();
@@ -124,7 +139,7 @@ fn fourteen_steps_between_a_and_b() {
             types(&b.store, request),
             ["stored", "verified", "delivered", "responded"]
         );
-        assert!(b.server.pending_for(&bob()).is_empty());
+        assert!(pending(&b.server, &bob()).await.is_empty());
 
         // Steps 10–11: B forwards the response; A stores it; alice is offline, not notified.
         let relay = b.server.relay().await.unwrap();
@@ -137,7 +152,10 @@ fn fourteen_steps_between_a_and_b() {
             types(&b.store, request).last().map(String::as_str),
             Some("response_forwarded")
         );
-        assert!(a.notifier.take().is_empty());
+        assert!(
+            !a.server.is_logged_on(&alice()),
+            "alice is offline: no notice"
+        );
 
         // The acceptance hook runs once at B.
         assert_eq!(b.server.apply_acceptances().await.unwrap(), 1);
@@ -150,8 +168,8 @@ fn fourteen_steps_between_a_and_b() {
 
         // Steps 12–13a: alice logs on and is notified.
         sys.clock.advance(Duration::hours(20));
-        assert_eq!(a.server.log_on(&alice()).await, 1);
-        assert_eq!(users(&a.notifier.take()), [alice()]);
+        let alice_session = a.log_on(&alice()).await.unwrap();
+        assert_eq!(notified(&alice_session), Some(alice()));
 
         // Steps 13b–14: alice downloads the response: bob accepted.
         let data = a.server.download_pending(&alice()).await.unwrap();
@@ -174,6 +192,13 @@ fn fourteen_steps_between_a_and_b() {
             }
             other => panic!("expected one response, got {other:?}"),
         }
+        // Downloaded but not yet acknowledged: still pending, nothing recorded.
+        assert_eq!(
+            types(&a.store, request).last().map(String::as_str),
+            Some("response_received")
+        );
+        assert_eq!(pending(&a.server, &alice()).await, [request]);
+        assert_eq!(acknowledge(&a.server, &alice(), &data.items).await, 1);
         assert_eq!(
             types(&a.store, request),
             [
@@ -185,7 +210,7 @@ fn fourteen_steps_between_a_and_b() {
                 "response_delivered"
             ]
         );
-        assert!(a.server.pending_for(&alice()).is_empty());
+        assert!(pending(&a.server, &alice()).await.is_empty());
         assert!(
             a.server
                 .download_pending(&alice())
@@ -236,7 +261,7 @@ fn unauthorised_submitter_stops_at_step_two() {
             types(&sys.a.store, request),
             ["submitted", "authorization_refused"]
         );
-        assert_eq!(sys.a.server.outbox_len(), 0);
+        assert_eq!(sys.a.server.outbox_status().await.unwrap().depth, 0);
         sys.settle().await.unwrap();
         assert!(sys.b.store.is_empty(), "nothing is forwarded");
     });
@@ -310,7 +335,7 @@ async fn verification_failure(target: Target, want: VerificationFailure) {
             "response_received"
         ]
     );
-    let response = response_of(&sys, request);
+    let response = response_of(&sys, request).await;
     assert_eq!(
         response.responder,
         Responder::Server {
@@ -324,8 +349,8 @@ async fn verification_failure(target: Target, want: VerificationFailure) {
         }
     );
     // The sender is told at next log-on.
-    assert_eq!(sys.a.server.log_on(&alice()).await, 1);
-    assert_eq!(users(&sys.a.notifier.take()), [alice()]);
+    let session = sys.a.log_on(&alice()).await.unwrap();
+    assert_eq!(notified(&session), Some(alice()));
 }
 
 #[test]
@@ -348,7 +373,7 @@ fn target_that_may_not_receive_is_returned_as_rejected() {
 
 #[test]
 fn unheld_alias_is_returned_as_rejected() {
-    let alias: acm_core::id::FunctionalAlias = id("sip:nobody@mc-b.example");
+    let alias: acm_core::FunctionalAlias = id("sip:nobody@mc-b.example");
     block_on(verification_failure(
         Target::FunctionalAlias(alias.clone()),
         VerificationFailure::AliasNotHeld { alias },
@@ -379,8 +404,8 @@ fn group_not_homed_at_primary_is_returned_as_rejected() {
             sys.b.server.receive(&sys.a.id, message).await.unwrap(),
             PartnerAck::Stored
         );
-        match sys.b.server.state(request) {
-            Some(RequestState::Partner(p)) => assert_eq!(
+        match sys.b.server.state(request).await.unwrap() {
+            RequestState::Partner(p) => assert_eq!(
                 p.response.map(|r| r.1.outcome),
                 Some(Outcome::Rejected {
                     reason: RejectionReason::Verification {
@@ -392,7 +417,7 @@ fn group_not_homed_at_primary_is_returned_as_rejected() {
             ),
             other => panic!("expected a partner state, got {other:?}"),
         }
-        assert!(sys.b.server.pending_for(&bob()).is_empty());
+        assert!(pending(&sys.b.server, &bob()).await.is_empty());
     });
 }
 
@@ -400,7 +425,7 @@ fn group_not_homed_at_primary_is_returned_as_rejected() {
 fn message_from_a_system_that_is_not_a_partner_is_refused_and_not_stored() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        let stranger: acm_core::id::SystemId = id("mc-x.example");
+        let stranger: acm_core::SystemId = id("mc-x.example");
         let message = crafted(&sys, &["sip:tac-1@mc-a.example"]);
         match sys.b.server.receive(&stranger, message).await {
             Err(ServiceError::Domain(DomainError::NotInterconnected { system })) => {
@@ -438,7 +463,8 @@ fn repeated_message_is_acknowledged_again_and_stored_once() {
 fn functional_alias_offers_to_every_holder_and_first_answer_wins() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        sys.b.server.log_on(&carol()).await;
+        let carol_session = sys.b.log_on(&carol()).await.unwrap();
+        assert_eq!(notified(&carol_session), None);
         let request = sys
             .a
             .server
@@ -450,11 +476,12 @@ fn functional_alias_offers_to_every_holder_and_first_answer_wins() {
             .unwrap();
         sys.settle().await.unwrap();
         assert_eq!(
-            users(&sys.b.notifier.take()),
-            [carol()],
+            notified(&carol_session),
+            Some(carol()),
             "logged-on holder notified at once"
         );
-        assert_eq!(sys.b.server.log_on(&bob()).await, 1);
+        let bob_session = sys.b.log_on(&bob()).await.unwrap();
+        assert_eq!(notified(&bob_session), Some(bob()));
         for user in [bob(), carol()] {
             assert_eq!(
                 sys.b
@@ -480,7 +507,7 @@ fn functional_alias_offers_to_every_holder_and_first_answer_wins() {
             .await
             .unwrap();
         assert!(
-            sys.b.server.pending_for(&bob()).is_empty(),
+            pending(&sys.b.server, &bob()).await.is_empty(),
             "answered for every holder"
         );
         match sys
@@ -496,7 +523,7 @@ fn functional_alias_offers_to_every_holder_and_first_answer_wins() {
         }
         sys.settle().await.unwrap();
         assert_eq!(
-            response_of(&sys, request).outcome,
+            response_of(&sys, request).await.outcome,
             Outcome::Rejected {
                 reason: RejectionReason::User {
                     text: Some("not today".into())
@@ -513,7 +540,7 @@ fn partner_server_target_is_stored_for_administrators() {
         let sys = TwoSystems::new().await.unwrap();
         let request = submit_and_settle(&sys, Target::PartnerServer, 3).await;
         assert_eq!(
-            sys.b.server.pending_for(&id("sip:admin@mc-b.example")),
+            pending(&sys.b.server, &id("sip:admin@mc-b.example")).await,
             [request]
         );
     });
@@ -539,7 +566,7 @@ fn automatic_processing_answers_on_receipt() {
             ]
         );
         assert_eq!(sys.b.hook.calls(), [request]);
-        let response = response_of(&sys, request);
+        let response = response_of(&sys, request).await;
         assert_eq!(
             (response.outcome, response.responder),
             (
@@ -549,7 +576,7 @@ fn automatic_processing_answers_on_receipt() {
                 }
             )
         );
-        assert!(sys.b.server.pending_for(&bob()).is_empty());
+        assert!(pending(&sys.b.server, &bob()).await.is_empty());
     });
 }
 
@@ -557,15 +584,17 @@ fn automatic_processing_answers_on_receipt() {
 fn logged_on_target_is_notified_at_once_and_again_at_each_log_on() {
     block_on(async {
         let sys = TwoSystems::new().await.unwrap();
-        sys.b.server.log_on(&bob()).await;
+        let session = sys.b.log_on(&bob()).await.unwrap();
+        assert_eq!(notified(&session), None);
         sys.alice_provides(Target::User(bob()), 1).await.unwrap();
         sys.settle().await.unwrap();
-        assert_eq!(users(&sys.b.notifier.take()), [bob()]);
-        sys.b.server.log_off(&bob());
-        sys.b.server.log_on(&bob()).await;
+        assert_eq!(notified(&session), Some(bob()));
+        drop(session);
+        assert!(!sys.b.server.is_logged_on(&bob()));
+        let session = sys.b.log_on(&bob()).await.unwrap();
         assert_eq!(
-            users(&sys.b.notifier.take()),
-            [bob()],
+            notified(&session),
+            Some(bob()),
             "still pending: notified again"
         );
     });
@@ -596,21 +625,22 @@ fn pending_request_expires_and_the_sender_is_told() {
             ]
         );
         assert_eq!(
-            response_of(&sys, request).outcome,
+            response_of(&sys, request).await.outcome,
             Outcome::Rejected {
                 reason: RejectionReason::Expired
             }
         );
-        assert!(sys.b.server.pending_for(&bob()).is_empty());
-        assert_eq!(sys.a.server.log_on(&alice()).await, 1);
+        assert!(pending(&sys.b.server, &bob()).await.is_empty());
+        let session = sys.a.log_on(&alice()).await.unwrap();
+        assert_eq!(notified(&session), Some(alice()));
     });
 }
 
-/// Alice downloads her pending ACM data, which must be `request`'s withdrawal outcome alone;
-/// returns whether it was withdrawn.
+/// Alice downloads her pending ACM data, which must be `request`'s withdrawal outcome alone,
+/// and acknowledges it; returns whether it was withdrawn.
 async fn withdrawal_outcome(sys: &TwoSystems, request: RequestId) -> bool {
     let items = sys.a.server.download_pending(&alice()).await.unwrap().items;
-    match items.as_slice() {
+    let withdrawn = match items.as_slice() {
         [
             PendingItem::WithdrawalOutcome {
                 request: r,
@@ -621,7 +651,14 @@ async fn withdrawal_outcome(sys: &TwoSystems, request: RequestId) -> bool {
             *withdrawn
         }
         other => panic!("expected the withdrawal outcome, got {other:?}"),
-    }
+    };
+    assert_eq!(
+        pending(&sys.a.server, &alice()).await,
+        [request],
+        "pending until acknowledged"
+    );
+    assert_eq!(acknowledge(&sys.a.server, &alice(), &items).await, 1);
+    withdrawn
 }
 
 #[test]
@@ -643,20 +680,21 @@ fn withdrawal_before_delivery_withdraws_at_both() {
             types(&sys.a.store, request).last().map(String::as_str),
             Some("withdrawn")
         );
-        assert!(sys.b.server.pending_for(&bob()).is_empty());
-        assert_eq!(sys.b.server.log_on(&bob()).await, 0);
+        assert!(pending(&sys.b.server, &bob()).await.is_empty());
+        let bob_session = sys.b.log_on(&bob()).await.unwrap();
+        assert_eq!(notified(&bob_session), None);
 
         // The requester learns the outcome like a response: notified at log-on, then
-        // delivered once by download.
-        assert_eq!(sys.a.server.pending_for(&alice()), [request]);
-        assert_eq!(sys.a.server.log_on(&alice()).await, 1);
-        assert_eq!(users(&sys.a.notifier.take()), [alice()]);
+        // delivered once by download and acknowledgement.
+        assert_eq!(pending(&sys.a.server, &alice()).await, [request]);
+        let alice_session = sys.a.log_on(&alice()).await.unwrap();
+        assert_eq!(notified(&alice_session), Some(alice()));
         assert!(withdrawal_outcome(&sys, request).await, "withdrawn");
         assert_eq!(
             types(&sys.a.store, request).last().map(String::as_str),
             Some("withdrawal_outcome_delivered")
         );
-        assert!(sys.a.server.pending_for(&alice()).is_empty());
+        assert!(pending(&sys.a.server, &alice()).await.is_empty());
         assert!(
             sys.a
                 .server
@@ -682,15 +720,16 @@ fn withdrawal_after_delivery_is_too_late() {
             Some("withdrawal_refused")
         );
         assert_eq!(
-            sys.b.server.pending_for(&bob()),
+            pending(&sys.b.server, &bob()).await,
             [request],
             "still pending for bob"
         );
 
         // The requester is told it was too late ...
-        assert_eq!(sys.a.server.log_on(&alice()).await, 1);
+        let alice_session = sys.a.log_on(&alice()).await.unwrap();
+        assert_eq!(notified(&alice_session), Some(alice()));
         assert!(!withdrawal_outcome(&sys, request).await, "too late");
-        assert!(sys.a.server.pending_for(&alice()).is_empty());
+        assert!(pending(&sys.a.server, &alice()).await.is_empty());
         // ... and the response still comes the usual way.
         sys.b
             .server
@@ -713,10 +752,17 @@ fn unreachable_partner_keeps_the_message_until_it_is_acknowledged() {
         sys.network.set_link(&sys.a.id, &sys.b.id, false);
         let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
         let report = sys.a.server.relay().await.unwrap();
-        assert_eq!((report.acknowledged, report.failed), (0, 1));
-        assert_eq!(sys.a.server.outbox_len(), 1);
+        assert_eq!(
+            (report.acknowledged, report.unreachable, report.refused),
+            (0, 1, 0)
+        );
+        assert_eq!(sys.a.server.outbox_status().await.unwrap().depth, 1);
         // Backing off: an immediate retry sends nothing.
-        assert_eq!(sys.a.server.relay().await.unwrap().failed, 0);
+        let report = sys.a.server.relay().await.unwrap();
+        assert_eq!(
+            (report.acknowledged, report.unreachable, report.refused),
+            (0, 0, 0)
+        );
         sys.network.set_link(&sys.a.id, &sys.b.id, true);
         sys.clock.advance(Duration::seconds(1));
         assert_eq!(sys.a.server.relay().await.unwrap().acknowledged, 1);
@@ -731,13 +777,13 @@ fn restart_between_store_and_send_loses_nothing() {
         let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
         sys.a.restart(&sys.network).await.unwrap();
         assert_eq!(
-            sys.a.server.outbox_len(),
+            sys.a.server.outbox_status().await.unwrap().depth,
             1,
-            "the outbox is rebuilt from the log"
+            "the outbox is kept in the store"
         );
         sys.settle().await.unwrap();
         sys.b.restart(&sys.network).await.unwrap();
-        assert_eq!(sys.b.server.pending_for(&bob()), [request]);
+        assert_eq!(pending(&sys.b.server, &bob()).await, [request]);
         sys.b.server.download_pending(&bob()).await.unwrap();
         sys.b
             .server
@@ -746,7 +792,7 @@ fn restart_between_store_and_send_loses_nothing() {
             .unwrap();
         sys.b.restart(&sys.network).await.unwrap();
         sys.settle().await.unwrap();
-        assert_eq!(response_of(&sys, request).outcome, Outcome::Accepted);
+        assert_eq!(response_of(&sys, request).await.outcome, Outcome::Accepted);
         assert_eq!(sys.b.hook.calls(), [request]);
     });
 }

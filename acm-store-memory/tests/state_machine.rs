@@ -13,18 +13,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use acm_core::audit::replay;
-use acm_core::error::{Closure, DomainError};
-use acm_core::id::{GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
-use acm_core::lifecycle::{Authorization, RequestState, Verification, Withdrawal};
-use acm_core::message::PartnerAck;
-use acm_core::pending::PendingItem;
-use acm_core::request::{
+use acm_core::{Closure, DomainError};
+use acm_core::{GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
+use acm_core::{Authorization, RequestState, Verification, Withdrawal};
+use acm_core::PartnerAck;
+use acm_core::PendingItem;
+use acm_core::{
     AcmRequestKind, AcmResponse, AuthorizationRefusal, Decision, MAX_REASON_LEN, Outcome,
     Processing, RejectionReason, Responder, Target, VerificationFailure,
 };
-use acm_core::server::ServiceError;
-use acm_core::{AcmServer, Event};
-use acm_store_memory::MemoryStore;
+use acm_core::ServiceError;
+use acm_core::{AcmServer, Event, Session};
+use acm_store_memory::MemoryAcmStore;
 use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, duty_officer, id, provision};
 use chrono::{DateTime, Duration, Utc};
 use futures_executor::block_on;
@@ -37,6 +37,8 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state
 const TTL_MS: i64 = 60 * 60 * 1000;
 /// Longest back-off between two sends of an outbox message (the default, one minute).
 const MAX_BACKOFF_MS: i64 = 60 * 1000;
+/// How long a message the partner refused is parked before it is tried again.
+const REFUSED_RETRY_MS: i64 = 2 * 60 * 1000;
 /// A rejection reason one byte longer than allowed.
 const TOO_LONG: usize = MAX_REASON_LEN + 1;
 
@@ -439,7 +441,8 @@ enum Expected {
     Withdraw(Result<(), DomainError>),
     Relay {
         acknowledged: usize,
-        failed: usize,
+        unreachable: usize,
+        refused: usize,
     },
     /// The acknowledgement the receiver gives (`Err`: it refuses the message), or `None` when
     /// nothing is owed.
@@ -470,6 +473,14 @@ struct Model {
     expected: Expected,
     /// Per side: users notified during the last transition.
     notified: [Vec<User>; 2],
+}
+
+/// How one send in the model went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Acked,
+    Unreachable,
+    Refused,
 }
 
 fn backoff(attempts: u32) -> i64 {
@@ -588,10 +599,9 @@ impl Model {
     fn log_on(&mut self, user: User) {
         let side = user.side().ix();
         self.sessions[side].insert(user);
+        // The new session holds a notice when something is pending (checked by the log-on;
+        // the user's other sessions are not raised).
         let pending = self.pending(user).len();
-        if pending > 0 {
-            self.notified[side].push(user);
-        }
         self.expected = Expected::LogOn(pending);
     }
 
@@ -646,37 +656,43 @@ impl Model {
             }));
             return;
         }
+        let outcome = match decision {
+            DecisionKind::Accept => ModelOutcome::Accepted,
+            DecisionKind::Reject => ModelOutcome::RejectedByUser(None),
+            DecisionKind::RejectWithReason | DecisionKind::RejectTooLong => {
+                ModelOutcome::RejectedByUser(Some("not now".into()))
+            }
+        };
+        let response = Resp {
+            by: Some((by, as_alias)),
+            outcome,
+        };
+        // The answer is checked first, then whether it repeats the recorded one (a retry
+        // succeeds and records nothing), then the request's stage.
+        let mut repeat = false;
         let result = self.reqs[r]
             .b
             .as_ref()
             .map_or(Err(DomainError::NotStored), |b| {
-                if let Some(closure) = b.closure() {
+                if decision == DecisionKind::RejectTooLong {
+                    Err(DomainError::ReasonTooLong {
+                        len: TOO_LONG,
+                        max: MAX_REASON_LEN,
+                    })
+                } else if b.response.as_ref() == Some(&response) {
+                    repeat = true;
+                    Ok(())
+                } else if let Some(closure) = b.closure() {
                     Err(DomainError::Closed { closure })
                 } else if !b.verification.as_ref().is_ok_and(|rs| rs.contains(&by)) {
                     Err(DomainError::NotARecipient { user: by.id() })
                 } else if !b.delivered_to.contains(&by) {
                     Err(DomainError::NotDelivered { user: by.id() })
-                } else if decision == DecisionKind::RejectTooLong {
-                    Err(DomainError::ReasonTooLong {
-                        len: TOO_LONG,
-                        max: MAX_REASON_LEN,
-                    })
                 } else {
                     Ok(())
                 }
             });
-        if result.is_ok() {
-            let outcome = match decision {
-                DecisionKind::Accept => ModelOutcome::Accepted,
-                DecisionKind::Reject => ModelOutcome::RejectedByUser(None),
-                DecisionKind::RejectWithReason | DecisionKind::RejectTooLong => {
-                    ModelOutcome::RejectedByUser(Some("not now".into()))
-                }
-            };
-            let response = Resp {
-                by: Some((by, as_alias)),
-                outcome,
-            };
+        if result.is_ok() && !repeat {
             self.change(Side::B, r, |q| {
                 q.b.as_mut().expect("answered at B").response = Some(response);
             });
@@ -822,12 +838,12 @@ impl Model {
 
     /// Sends one message and records the acknowledgement; `false` when it was not
     /// acknowledged.
-    fn send(&mut self, side: Side, r: usize, msg: Msg) -> bool {
+    fn send(&mut self, side: Side, r: usize, msg: Msg) -> Sent {
         if !self.link_up[side.ix()] {
-            return false;
+            return Sent::Unreachable;
         }
         let Ok(ack) = self.deliver(r, msg) else {
-            return false;
+            return Sent::Refused;
         };
         match ack {
             PartnerAck::Stored if side == Side::A => {
@@ -843,7 +859,7 @@ impl Model {
                 self.change(Side::A, r, |q| q.a.withdrawal = WithdrawalStage::Refused);
             }
         }
-        true
+        Sent::Acked
     }
 
     fn lose_ack(&mut self, from: Side, r: usize) {
@@ -858,29 +874,38 @@ impl Model {
             .filter(|(_, retry)| retry.not_before.is_none_or(|t| t <= now))
             .map(|(r, _)| *r)
             .collect();
-        let (mut acknowledged, mut failed) = (0, 0);
+        let (mut acknowledged, mut unreachable, mut refused) = (0, 0, 0);
         for r in due {
             let msg = self
                 .outbound(r, side)
                 .expect("an outbox entry owes a message");
-            if self.send(side, r, msg) {
+            let sent = self.send(side, r, msg);
+            if sent == Sent::Acked {
                 acknowledged += 1;
                 // The request's next message starts a fresh back-off.
                 if let Some(retry) = self.outbox[side.ix()].get_mut(&r) {
                     *retry = Retry::default();
                 }
             } else {
-                failed += 1;
                 let retry = self.outbox[side.ix()]
                     .get_mut(&r)
                     .expect("a failed message stays in the outbox");
                 retry.attempts += 1;
-                retry.not_before = Some(now + backoff(retry.attempts));
+                // An unreachable partner is retried after a back-off; a refused message is
+                // parked until the refused-message retry.
+                if sent == Sent::Refused {
+                    refused += 1;
+                    retry.not_before = Some(now + REFUSED_RETRY_MS);
+                } else {
+                    unreachable += 1;
+                    retry.not_before = Some(now + backoff(retry.attempts));
+                }
             }
         }
         self.expected = Expected::Relay {
             acknowledged,
-            failed,
+            unreachable,
+            refused,
         };
     }
 
@@ -925,12 +950,9 @@ impl Model {
         self.expected = Expected::Apply(due.len());
     }
 
+    /// A restart loses the sessions; the outbox, with its retry timers, is in the store.
     fn restart(&mut self, side: Side) {
         self.sessions[side.ix()].clear();
-        self.outbox[side.ix()] = (0..self.reqs.len())
-            .filter(|&r| self.outbound(r, side).is_some())
-            .map(|r| (r, Retry::default()))
-            .collect();
     }
 }
 
@@ -1191,6 +1213,8 @@ impl ReferenceStateMachine for Reference {
 
 struct Servers {
     sys: TwoSystems,
+    /// Open sessions, by side (a user may hold several).
+    sessions: [Vec<Session>; 2],
     /// Request ids in submission order: the model's request indexes.
     ids: Vec<RequestId>,
     /// The clock at the start: model time 0.
@@ -1244,9 +1268,16 @@ impl Servers {
         self.ids.push(request);
     }
 
+    /// Downloads and acknowledges every item (the model's download is both).
     fn download(&self, model: &Model, user: User) {
         let data = block_on(self.server(user.side()).download_pending(&user.id()))
             .expect("download never fails on a memory store");
+        let receipts: Vec<_> = data.items.iter().map(PendingItem::receipt).collect();
+        block_on(
+            self.server(user.side())
+                .acknowledge_download(&user.id(), &receipts),
+        )
+        .expect("acknowledge never fails on a memory store");
         assert_eq!(data.mc_service_id, user.id());
         let Expected::Download(want) = &model.expected else {
             panic!("the model predicts a download");
@@ -1311,10 +1342,9 @@ impl Servers {
     }
 
     fn lose_ack(&self, model: &Model, from: Side, request: usize) {
-        let owed = self
-            .server(from)
-            .state(self.ids[request])
-            .and_then(|state| state.outbound());
+        let owed = block_on(self.server(from).state(self.ids[request]))
+            .expect("state")
+            .outbound();
         let got = owed.map(|(to, message)| {
             assert_eq!(to, from.other().system());
             let ack = block_on(self.server(from.other()).receive(&from.system(), message));
@@ -1331,27 +1361,28 @@ impl Servers {
         );
     }
 
+    /// Every session of each user the model notified holds a notice, and no other session
+    /// does (notices to one session merge into one).
     fn check_notifications(&self, model: &Model) {
         for side in [Side::A, Side::B] {
-            let mut got: Vec<McServiceId> = self
-                .system(side)
-                .notifier
-                .take()
-                .into_iter()
-                .map(|n| n.mc_service_id)
-                .collect();
-            got.sort();
-            let mut want: Vec<McServiceId> =
+            let want: BTreeSet<McServiceId> =
                 model.notified[side.ix()].iter().map(|u| u.id()).collect();
-            want.sort();
-            assert_eq!(got, want, "notifications sent by {side:?}");
+            for session in &self.sessions[side.ix()] {
+                let got = session.try_next().map(|n| n.mc_service_id);
+                let user = session.user().clone();
+                assert_eq!(
+                    got,
+                    want.contains(&user).then(|| user.clone()),
+                    "notice for a session of {user} at {side:?}"
+                );
+            }
         }
     }
 
     /// The server's stage of request `r` at A equals the model's.
     fn check_primary(&self, model: &Model, r: usize) {
         let req = &model.reqs[r];
-        let Some(RequestState::Primary(p)) = self.sys.a.server.state(self.ids[r]) else {
+        let Ok(RequestState::Primary(p)) = block_on(self.sys.a.server.state(self.ids[r])) else {
             panic!("request {r} is not a primary request at A");
         };
         assert_eq!(p.request.requester, req.requester.id());
@@ -1397,10 +1428,10 @@ impl Servers {
 
     /// The server's stage of request `r` at B equals the model's.
     fn check_partner(&self, model: &Model, r: usize) {
-        let state = self.sys.b.server.state(self.ids[r]);
+        let state = block_on(self.sys.b.server.state(self.ids[r])).expect("state at B");
         let (b, p) = match (&model.reqs[r].b, state) {
-            (None, None) => return,
-            (Some(b), Some(RequestState::Partner(p))) => (b, p),
+            (None, RequestState::Empty) => return,
+            (Some(b), RequestState::Partner(p)) => (b, p),
             (want, got) => panic!("request {r} at B: expected {want:?}, got {got:?}"),
         };
         assert_eq!(p.from, Side::A.system());
@@ -1452,7 +1483,7 @@ fn expect_domain(
 /// The log invariants of one server: positions 1, 2, 3… in order; versions 1, 2, 3… per
 /// stream; replaying the log gives the live state; at most one final response per stream on
 /// each side; a response is delivered only after it is stored.
-fn check_log(side: Side, store: &MemoryStore<Event>, server: &AcmServer) {
+fn check_log(side: Side, store: &MemoryAcmStore, server: &AcmServer) {
     let log = store.snapshot();
     let mut versions: HashMap<StreamId, u64> = HashMap::new();
     let mut responded: HashMap<StreamId, usize> = HashMap::new();
@@ -1500,14 +1531,20 @@ fn check_log(side: Side, store: &MemoryStore<Event>, server: &AcmServer) {
         Side::B => assert!(received.is_empty(), "B is never the primary"),
     }
     for (stream, version) in &versions {
-        assert_eq!(server.version(stream.0), Version(*version), "{side:?}");
+        assert_eq!(
+            block_on(server.version(stream.0)).expect("version"),
+            Version(*version),
+            "{side:?}"
+        );
     }
     let replayed = replay(log).expect("the log replays");
-    assert_eq!(
-        replayed,
-        server.states(),
-        "{side:?}: replay equals live state"
-    );
+    for (id, state) in &replayed {
+        assert_eq!(
+            &block_on(server.state(*id)).expect("state"),
+            state,
+            "{side:?}: replay equals live state of {id}"
+        );
+    }
 }
 
 struct AcmStateMachine;
@@ -1520,12 +1557,14 @@ impl StateMachineTest for AcmStateMachine {
         let sys = block_on(TwoSystems::with_config(|mut c| {
             c.pending_ttl = Some(Duration::milliseconds(TTL_MS));
             c.max_backoff = Duration::milliseconds(MAX_BACKOFF_MS);
+            c.refused_retry = Duration::milliseconds(REFUSED_RETRY_MS);
             c
         }))
         .expect("the fixture opens");
-        let t0 = acm_core::ports::Clock::now(&*sys.clock);
+        let t0 = acm_core::Clock::now(&*sys.clock);
         Servers {
             sys,
+            sessions: [Vec::new(), Vec::new()],
             ids: Vec::new(),
             t0,
         }
@@ -1535,10 +1574,23 @@ impl StateMachineTest for AcmStateMachine {
         match transition {
             Transition::Submit { by, target, groups } => sut.submit(model, by, target, groups),
             Transition::LogOn(user) => {
-                let pending = block_on(sut.server(user.side()).log_on(&user.id()));
+                let server = sut.server(user.side());
+                let session = block_on(server.log_on(&user.id())).expect("log on");
+                let pending = block_on(server.pending_for(&user.id()))
+                    .expect("pending")
+                    .len();
                 assert_eq!(Expected::LogOn(pending), model.expected, "log on {user:?}");
+                assert_eq!(
+                    session.try_next().map(|n| n.mc_service_id),
+                    (pending > 0).then(|| user.id()),
+                    "notice at log-on of {user:?}"
+                );
+                sut.sessions[user.side().ix()].push(session);
             }
-            Transition::LogOff(user) => sut.server(user.side()).log_off(&user.id()),
+            Transition::LogOff(user) => {
+                // Every session of the user ends.
+                sut.sessions[user.side().ix()].retain(|s| *s.user() != user.id());
+            }
             Transition::Download(user) => sut.download(model, user),
             Transition::Respond {
                 by,
@@ -1551,7 +1603,8 @@ impl StateMachineTest for AcmStateMachine {
                 let report = block_on(sut.server(side).relay()).expect("relay");
                 let got = Expected::Relay {
                     acknowledged: report.acknowledged,
-                    failed: report.failed,
+                    unreachable: report.unreachable,
+                    refused: report.refused,
                 };
                 assert_eq!(got, model.expected, "relay at {side:?}");
             }
@@ -1584,9 +1637,12 @@ impl StateMachineTest for AcmStateMachine {
             ),
             Transition::Restart(Side::A) => {
                 block_on(sut.sys.a.restart(&sut.sys.network)).expect("restart A");
+                // The sessions belonged to the server that went away.
+                sut.sessions[Side::A.ix()].clear();
             }
             Transition::Restart(Side::B) => {
                 block_on(sut.sys.b.restart(&sut.sys.network)).expect("restart B");
+                sut.sessions[Side::B.ix()].clear();
             }
         }
         sut.check_notifications(model);
@@ -1598,16 +1654,20 @@ impl StateMachineTest for AcmStateMachine {
         for side in [Side::A, Side::B] {
             let system = sut.system(side);
             check_log(side, &system.store, &system.server);
+            let depth = block_on(system.server.outbox_status())
+                .expect("outbox")
+                .depth;
             assert_eq!(
-                system.server.outbox_len(),
+                usize::try_from(depth).expect("depth"),
                 model.outbox[side.ix()].len(),
                 "{side:?}: outbox"
             );
         }
         // Every request is at A; only those received are at B.
-        assert_eq!(sut.sys.a.server.states().len(), model.reqs.len());
+        let replayed = |side: Side| replay(sut.system(side).store.snapshot()).expect("replay");
+        assert_eq!(replayed(Side::A).len(), model.reqs.len());
         let at_b = model.reqs.iter().filter(|q| q.b.is_some()).count();
-        assert_eq!(sut.sys.b.server.states().len(), at_b);
+        assert_eq!(replayed(Side::B).len(), at_b);
         for r in 0..model.reqs.len() {
             sut.check_primary(model, r);
             sut.check_partner(model, r);
@@ -1615,10 +1675,14 @@ impl StateMachineTest for AcmStateMachine {
         for user in User::ALL {
             let want: Vec<RequestId> = model.pending(user).iter().map(|&r| sut.ids[r]).collect();
             let home = sut.server(user.side());
-            assert_eq!(home.pending_for(&user.id()), want, "pending for {user:?}");
+            assert_eq!(
+                block_on(home.pending_for(&user.id())).expect("pending"),
+                want,
+                "pending for {user:?}"
+            );
             assert!(
-                sut.server(user.side().other())
-                    .pending_for(&user.id())
+                block_on(sut.server(user.side().other()).pending_for(&user.id()))
+                    .expect("pending")
                     .is_empty(),
                 "{user:?} has nothing pending on the other system"
             );

@@ -6,17 +6,14 @@
 
 use std::sync::Arc;
 
-use acm_core::directory::{ComposedDirectory, StaticDirectory};
-use acm_core::id::{FunctionalAlias, RequestId, SystemId};
-use acm_core::lifecycle::{Authorization, RequestState};
-use acm_core::pending::PendingItem;
-use acm_core::ports::{Authorizer, SequentialIds};
-use acm_core::recording::ManualClock;
-use acm_core::request::{AcmRequest, AcmRequestBody, AuthorizationRefusal, Target};
-use acm_core::server::ServiceError;
-use acm_core::{AcmServer, Event, Ports, ServerConfig, Submission};
+use acm_core::{
+    AcmRequest, AcmRequestBody, AcmServer, Authorization, AuthorizationRefusal, Authorizer,
+    ComposedDirectory, FunctionalAlias, Lookup, ManualClock, PendingItem, Ports, RequestId,
+    RequestState, SequentialIds, ServerConfig, ServiceError, StaticDirectory, Submission, SystemId,
+    Target,
+};
 use acm_store_memory::fixture::{TwoSystems, alice, bob, id, provision};
-use acm_store_memory::{InProcessNetwork, MemoryStore};
+use acm_store_memory::{InProcessNetwork, MemoryAcmStore};
 use async_trait::async_trait;
 use futures_executor::block_on;
 
@@ -25,14 +22,14 @@ struct Everyone;
 
 #[async_trait]
 impl Authorizer for Everyone {
-    async fn authorize(&self, _: &AcmRequest) -> Result<(), AuthorizationRefusal> {
-        Ok(())
+    async fn authorize(&self, _: &AcmRequest) -> Lookup<(), AuthorizationRefusal> {
+        Ok(Ok(()))
     }
 }
 
 /// System A with B as its only partner, `sip:lead@mc-a.example` held by nobody yet, and the
 /// vendor authorizer above.
-fn primary() -> (AcmServer, Arc<StaticDirectory>, Arc<MemoryStore<Event>>) {
+fn primary() -> (AcmServer, Arc<StaticDirectory>, Arc<MemoryAcmStore>) {
     let (a, b): (SystemId, SystemId) = (id("mc-a.example"), id("mc-b.example"));
     let config = Arc::new(
         StaticDirectory::new(a.clone())
@@ -43,15 +40,14 @@ fn primary() -> (AcmServer, Arc<StaticDirectory>, Arc<MemoryStore<Event>>) {
         authorizer: Arc::new(Everyone),
         ..ComposedDirectory::from(config.clone())
     };
-    let store = Arc::new(MemoryStore::new());
-    let ports = Ports {
-        clock: Arc::new(ManualClock::default()),
-        ids: Arc::new(SequentialIds::new(0xA)),
-        ..Ports::new(
-            Arc::new(directory),
-            InProcessNetwork::new().transport(a.clone()),
-        )
-    };
+    let store = Arc::new(MemoryAcmStore::new());
+    let ports = Ports::builder(
+        Arc::new(directory),
+        InProcessNetwork::new().transport(a.clone()),
+    )
+    .clock(Arc::new(ManualClock::default()))
+    .ids(Arc::new(SequentialIds::new(0xA)))
+    .build();
     let server = block_on(AcmServer::open(ServerConfig::new(a), ports, store.clone())).unwrap();
     (server, config, store)
 }
@@ -61,8 +57,8 @@ fn refused(server: &AcmServer, submission: Submission, want: &AuthorizationRefus
     match block_on(server.submit(&alice(), submission)) {
         Err(ServiceError::Refused { request_id, reason }) => {
             assert_eq!(&reason, want);
-            match server.state(request_id) {
-                Some(RequestState::Primary(p)) => {
+            match block_on(server.state(request_id)).unwrap() {
+                RequestState::Primary(p) => {
                     assert_eq!(p.authorization, Authorization::Refused(want.clone()));
                     assert_eq!(p.forward, None, "nothing forwarded");
                 }
@@ -72,6 +68,10 @@ fn refused(server: &AcmServer, submission: Submission, want: &AuthorizationRefus
         }
         other => panic!("expected {want:?}, got {other:?}"),
     }
+}
+
+fn outbox_depth(server: &AcmServer) -> u64 {
+    block_on(server.outbox_status()).unwrap().depth
 }
 
 fn lead() -> FunctionalAlias {
@@ -90,7 +90,7 @@ fn a_group_homed_elsewhere_is_refused_whatever_the_authorizer_says() {
         group: id("sip:tac-9@mc-c.example"),
     };
     refused(&server, submission, &want);
-    assert_eq!(server.outbox_len(), 0, "nothing queued for the partner");
+    assert_eq!(outbox_depth(&server), 0, "nothing queued for the partner");
     let types: Vec<_> = store
         .snapshot()
         .iter()
@@ -111,7 +111,7 @@ fn an_unconfigured_partner_is_refused_whatever_the_authorizer_says() {
         partner: id("mc-z.example"),
     };
     refused(&server, submission, &want);
-    assert_eq!(server.outbox_len(), 0, "never retried forever");
+    assert_eq!(outbox_depth(&server), 0, "never retried forever");
 }
 
 #[test]
@@ -137,14 +137,14 @@ fn the_requester_must_hold_the_functional_alias_they_submit_as() {
 
     directory.set_alias_holders(lead(), vec![alice()]);
     let request = block_on(server.submit(&alice(), as_alias(lead()))).unwrap();
-    match server.state(request) {
-        Some(RequestState::Primary(p)) => {
+    match block_on(server.state(request)).unwrap() {
+        RequestState::Primary(p) => {
             assert_eq!(p.authorization, Authorization::Granted);
             assert_eq!(p.request.requester_alias, Some(lead()));
         }
         other => panic!("expected an authorised request, got {other:?}"),
     }
-    assert_eq!(server.outbox_len(), 1);
+    assert_eq!(outbox_depth(&server), 1);
 }
 
 #[test]
@@ -157,6 +157,7 @@ fn the_partner_shows_the_alias_only_when_the_requester_holds_it() {
             partner: id("mc-b.example"),
             target: Target::User(bob()),
             body: AcmRequestBody::provision([id("sip:tac-1@mc-a.example")]),
+            idempotency_key: None,
         };
         sys.a.server.submit(&alice(), submission).await.unwrap();
         sys.settle().await.unwrap();

@@ -5,19 +5,19 @@
 
 use std::sync::{Arc, Mutex};
 
-use acm_core::id::StreamId;
-use acm_core::lifecycle::RequestState;
-use acm_core::pending::PendingItem;
-use acm_core::ports::SequentialIds;
-use acm_core::request::{Decision, Target};
-use acm_core::store::{Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
-use acm_core::{AcmServer, Event, Ports, ServiceError};
-use acm_store_memory::MemoryStore;
+use acm_core::testkit::intercept::Append;
+use acm_core::{
+    AcmServer, Appended, Decision, Event, EventStore, ExpectedVersion, McServiceId, NewEvent,
+    PendingItem, Ports, RequestId, RequestState, SequentialIds, ServiceError, StoreError, StreamId,
+    Target,
+};
+use acm_store_memory::MemoryAcmStore;
 use acm_store_memory::fixture::{System, TwoSystems, alice, bob};
 use async_trait::async_trait;
-
-use acm_core::testkit::intercept::{Append, Intercepted};
 use futures_executor::block_on;
+
+mod support;
+use support::Intercepted;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fail {
@@ -34,7 +34,7 @@ struct Flaky {
     skip: Mutex<u32>,
 }
 
-type FlakyStore = Intercepted<Arc<MemoryStore<Event>>, Flaky>;
+type FlakyStore = Intercepted<Flaky>;
 
 fn fail(store: &FlakyStore, after: u32, how: Fail) {
     *store.how.skip.lock().unwrap() = after;
@@ -42,10 +42,10 @@ fn fail(store: &FlakyStore, after: u32, how: Fail) {
 }
 
 #[async_trait]
-impl Append<Arc<MemoryStore<Event>>, Event> for Flaky {
+impl Append<Arc<MemoryAcmStore>, Event> for Flaky {
     async fn append(
         &self,
-        inner: &Arc<MemoryStore<Event>>,
+        inner: &Arc<MemoryAcmStore>,
         stream: StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent<Event>>,
@@ -79,21 +79,22 @@ async fn flaky(sys: &TwoSystems, system: &System, seed: u16) -> (Arc<AcmServer>,
             skip: Mutex::new(0),
         },
     });
-    let ports = Ports {
-        notifier: system.notifier.clone(),
-        hook: system.hook.clone(),
-        clock: sys.clock.clone(),
-        ids: Arc::new(SequentialIds::new(seed)),
-        outbox: None,
-        ..Ports::new(
-            system.directory.clone(),
-            sys.network.transport(system.id.clone()),
-        )
-    };
+    let ports = Ports::builder(
+        system.directory.clone(),
+        sys.network.transport(system.id.clone()),
+    )
+    .hook(system.hook.clone())
+    .clock(sys.clock.clone())
+    .ids(Arc::new(SequentialIds::new(seed)))
+    .build();
     let server = AcmServer::open(system.server.config().clone(), ports, store.clone());
     let server = Arc::new(server.await.unwrap());
     sys.network.register(system.id.clone(), &server);
     (server, store)
+}
+
+async fn pending(server: &AcmServer, user: &McServiceId) -> Vec<RequestId> {
+    server.pending_for(user).await.unwrap()
 }
 
 #[test]
@@ -107,10 +108,16 @@ fn an_answer_stored_despite_a_backend_error_is_still_relayed_and_hooked() {
         fail(&store, 0, Fail::AfterWrite);
         let answer = b.respond(&bob(), None, request, Decision::Accept).await;
         assert!(matches!(answer, Err(ServiceError::Store(_))), "{answer:?}");
-        assert_eq!(b.outbox_len(), 1, "the stored answer is in the outbox");
-        b.tick().await.unwrap();
-        match sys.a.server.state(request) {
-            Some(RequestState::Primary(p)) => assert!(p.response.is_some(), "A has the answer"),
+        assert_eq!(
+            b.outbox_status().await.unwrap().depth,
+            1,
+            "the stored answer is in the outbox"
+        );
+        let report = b.tick().await;
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!((report.relay.acknowledged, report.hooks), (1, 1));
+        match sys.a.server.state(request).await.unwrap() {
+            RequestState::Primary(p) => assert!(p.response.is_some(), "A has the answer"),
             other => panic!("expected A's state, got {other:?}"),
         }
         assert_eq!(sys.b.hook.calls(), [request]);
@@ -134,28 +141,49 @@ fn a_download_cut_short_by_the_store_loses_no_response() {
         }
         sys.settle().await.unwrap();
         let (a, store) = flaky(&sys, &sys.a, 0xD).await;
-        assert_eq!(a.pending_for(&alice()), [r1, r2]);
-        let responses = |items: Vec<PendingItem>| -> Vec<_> {
+        assert_eq!(pending(&a, &alice()).await, [r1, r2]);
+        let responses = |items: &[PendingItem]| -> Vec<_> {
             items
-                .into_iter()
+                .iter()
                 .map(|i| match i {
                     PendingItem::Response { request, .. } => request.request_id,
                     other => panic!("unexpected {other:?}"),
                 })
                 .collect()
         };
+        let receipts =
+            |items: &[PendingItem]| -> Vec<_> { items.iter().map(PendingItem::receipt).collect() };
 
-        // The second delivery fails: the client gets the first, the second stays pending.
-        fail(&store, 1, Fail::BeforeWrite);
+        // A download writes nothing for responses: a store failing then cannot lose one.
+        fail(&store, 0, Fail::BeforeWrite);
         let first = a.download_pending(&alice()).await.unwrap();
-        assert_eq!(responses(first.items), [r1]);
-        assert_eq!(a.pending_for(&alice()), [r2]);
+        assert_eq!(responses(&first.items), [r1, r2]);
+        fail(&store, 0, Fail::No);
 
-        // The delivery is written but reported failed: the client still gets it.
-        fail(&store, 0, Fail::AfterWrite);
+        // The second delivery fails: the first is recorded, the second stays pending.
+        fail(&store, 1, Fail::BeforeWrite);
+        let ack = a
+            .acknowledge_download(&alice(), &receipts(&first.items))
+            .await;
+        assert!(matches!(ack, Err(ServiceError::Store(_))), "{ack:?}");
+        assert_eq!(pending(&a, &alice()).await, [r2]);
         let second = a.download_pending(&alice()).await.unwrap();
-        assert_eq!(responses(second.items), [r2]);
-        assert!(a.pending_for(&alice()).is_empty());
+        assert_eq!(responses(&second.items), [r2], "nothing lost");
+
+        // The delivery is written but reported failed: it is recorded all the same, and
+        // acknowledging it again is a harmless repeat.
+        fail(&store, 0, Fail::AfterWrite);
+        let ack = a
+            .acknowledge_download(&alice(), &receipts(&second.items))
+            .await;
+        assert!(matches!(ack, Err(ServiceError::Store(_))), "{ack:?}");
+        assert!(pending(&a, &alice()).await.is_empty());
+        assert_eq!(
+            a.acknowledge_download(&alice(), &receipts(&second.items))
+                .await
+                .unwrap(),
+            0
+        );
     });
 }
 
@@ -172,7 +200,7 @@ fn a_failed_first_delivery_is_an_error_and_stays_pending() {
             matches!(download, Err(ServiceError::Store(_))),
             "{download:?}"
         );
-        assert_eq!(b.pending_for(&bob()), [request]);
+        assert_eq!(pending(&b, &bob()).await, [request]);
         assert_eq!(b.download_pending(&bob()).await.unwrap().items.len(), 1);
     });
 }
