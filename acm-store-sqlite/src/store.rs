@@ -10,31 +10,28 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use acm_core::event::Event;
-use acm_core::id::{GlobalPosition, McServiceId, MessageId, RequestId, StreamId, Version};
+use acm_core::id::{GlobalPosition, StreamId, Version};
 use acm_core::store::{
     Appended, DomainEvent, Envelope, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 use futures_util::StreamExt;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use tokio::sync::{oneshot, watch};
 
+use crate::acm::SqliteAcmStore;
 use crate::chain::{self, Break, BreakKind, ChainReport, Fields};
 use crate::codec::{Codec, encode, nanos};
 use crate::error::{BackendError, OpenError, sqlite};
 use crate::projection::{AcmProjection, Projection};
 use crate::reader::Readers;
 use crate::upcast::Upcasters;
-use crate::writer::{AppendJob, Job, Msg, OutboxRow, Published, Writer};
+use crate::writer::{AppendJob, Job, Msg, Published, Writer};
 
 const READ_ALL: &str = include_str!("store/read_all.sql");
 const READ_STREAM: &str = include_str!("store/read_stream.sql");
 const VERIFY: &str = include_str!("store/verify.sql");
-const PENDING_FOR: &str = include_str!("store/pending_for.sql");
-const INBOX_LOOKUP: &str = include_str!("store/inbox_lookup.sql");
-const OUTBOX_OWED: &str = include_str!("store/outbox_owed.sql");
 
 /// Rows a whole-log read fetches per reader job.
 const PAGE_ALL: usize = 2048;
@@ -87,7 +84,8 @@ impl<E> fmt::Debug for SqliteOptions<E> {
 }
 
 impl SqliteOptions<Event> {
-    /// The options of an ACM server's store: the outbox, inbox and pending-items projection.
+    /// The options of an ACM server's store: the views of `acm_core::views`
+    /// ([`SqliteAcmStore::open_with`] sets the projection whatever these say).
     pub fn acm() -> Self {
         Self {
             projection: Some(Box::new(AcmProjection::new())),
@@ -96,12 +94,12 @@ impl SqliteOptions<Event> {
     }
 }
 
-struct Inner<E> {
+pub(crate) struct Inner<E> {
     path: PathBuf,
     writer: Option<mpsc::Sender<Msg<E>>>,
     // The writer thread also holds the one-writer lock, until its connection is closed.
     writer_thread: Option<JoinHandle<()>>,
-    readers: Arc<Readers>,
+    pub(crate) readers: Arc<Readers>,
     codec: Arc<Codec<E>>,
     published: Arc<Published>,
     projected: bool,
@@ -134,7 +132,7 @@ impl<E> Drop for Inner<E> {
 /// assert_eq!(head, GlobalPosition::START);
 /// ```
 pub struct SqliteStore<E> {
-    inner: Arc<Inner<E>>,
+    pub(crate) inner: Arc<Inner<E>>,
 }
 
 impl<E> Clone for SqliteStore<E> {
@@ -155,9 +153,9 @@ impl<E> fmt::Debug for SqliteStore<E> {
 }
 
 impl SqliteStore<Event> {
-    /// Opens (or creates) an ACM server's store, with its projections.
-    pub fn open_acm(path: impl AsRef<Path>) -> Result<Self, OpenError> {
-        Self::open_with(path, SqliteOptions::acm())
+    /// Opens (or creates) an ACM server's store, with its views: [`SqliteAcmStore::open`].
+    pub fn open_acm(path: impl AsRef<Path>) -> Result<SqliteAcmStore, OpenError> {
+        SqliteAcmStore::open(path)
     }
 }
 
@@ -229,7 +227,7 @@ impl<E: DomainEvent> SqliteStore<E> {
         &self.inner.path
     }
 
-    /// Whether the store keeps a projection (the outbox, inbox and pending items).
+    /// Whether the store keeps a projection (the ACM views).
     pub fn is_projected(&self) -> bool {
         self.inner.projected
     }
@@ -242,7 +240,7 @@ impl<E: DomainEvent> SqliteStore<E> {
         }
     }
 
-    fn send(&self, job: Job<E>) -> Result<(), StoreError> {
+    pub(crate) fn send(&self, job: Job<E>) -> Result<(), StoreError> {
         self.inner
             .writer
             .as_ref()
@@ -362,103 +360,6 @@ impl<E: DomainEvent> SqliteStore<E> {
     /// first position that does not verify.
     pub async fn verify(&self) -> Result<ChainReport, StoreError> {
         self.inner.readers.submit(verify).await
-    }
-
-    /// Ids of the requests pending for `user`, oldest first (the pending-items projection).
-    pub async fn pending_for(&self, user: &McServiceId) -> Result<Vec<RequestId>, StoreError> {
-        let user = user.clone();
-        self.inner
-            .readers
-            .submit(move |conn| {
-                let mut stmt = conn.prepare_cached(PENDING_FOR).map_err(sqlite)?;
-                let mut rows = stmt.query([user.as_str()]).map_err(sqlite)?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next().map_err(sqlite)? {
-                    let bytes: [u8; 16] = row.get(0).map_err(sqlite)?;
-                    let id = RequestId::from_uuid(uuid::Uuid::from_bytes(bytes)).map_err(|_| {
-                        StoreError::from(BackendError::Corrupt {
-                            position: 0,
-                            column: "pending.stream_id",
-                        })
-                    })?;
-                    out.push(id);
-                }
-                Ok(out)
-            })
-            .await
-    }
-
-    /// Where the partner message `message_id` was stored, if it was received (the inbox).
-    pub async fn received(
-        &self,
-        message_id: MessageId,
-    ) -> Result<Option<GlobalPosition>, StoreError> {
-        self.inner
-            .readers
-            .submit(move |conn| {
-                let p: Option<i64> = conn
-                    .prepare_cached(INBOX_LOOKUP)
-                    .and_then(|mut s| {
-                        s.query_row([&message_id.as_uuid().as_bytes()[..]], |r| r.get(0))
-                            .optional()
-                    })
-                    .map_err(sqlite)?;
-                Ok(p.map(|p| GlobalPosition(p.cast_unsigned())))
-            })
-            .await
-    }
-
-    /// How many outbox messages are owed (not yet settled).
-    pub async fn outbox_owed(&self) -> Result<u64, StoreError> {
-        self.inner
-            .readers
-            .submit(|conn| {
-                let n: i64 = conn
-                    .query_row(OUTBOX_OWED, [], |r| r.get(0))
-                    .map_err(sqlite)?;
-                Ok(n.cast_unsigned())
-            })
-            .await
-    }
-
-    /// Claims up to `limit` outbox messages due at `now`, for `lease`: until it ends another
-    /// relay pass does not claim them again. A message stays owed until the event that settles
-    /// it (the partner's acknowledgement) is appended.
-    pub async fn claim_outbox(
-        &self,
-        now: DateTime<Utc>,
-        lease: chrono::Duration,
-        limit: usize,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Claim {
-            now: nanos(now)?,
-            until: nanos(
-                now.checked_add_signed(lease)
-                    .ok_or(BackendError::TimeOutOfRange(now))?,
-            )?,
-            limit,
-            reply,
-        })?;
-        rx.await
-            .map_err(|_| StoreError::from(BackendError::Closed))?
-    }
-
-    /// Records a failed send of `message_id`: one more attempt, not due again before
-    /// `retry_at`. Returns the attempts so far (`None` when the message is no longer owed).
-    pub async fn outbox_failed(
-        &self,
-        message_id: MessageId,
-        retry_at: DateTime<Utc>,
-    ) -> Result<Option<u32>, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Failed {
-            message_id,
-            retry_at: nanos(retry_at)?,
-            reply,
-        })?;
-        rx.await
-            .map_err(|_| StoreError::from(BackendError::Closed))?
     }
 }
 

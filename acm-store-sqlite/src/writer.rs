@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use acm_core::id::{EventId, GlobalPosition, MessageId, RequestId, StreamId, SystemId, Version};
+use acm_core::id::{EventId, GlobalPosition, MessageId, RequestId, StreamId, Version};
 use acm_core::store::{Appended, DomainEvent, ExpectedVersion, NewEvent, StoreError};
+use acm_core::views::{Claim, OwedMessage, TimerKind};
 use foldhash::HashMap;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::{oneshot, watch};
 
 use crate::chain::{self, Fields, Hash};
-use crate::codec::{Codec, actor_columns};
+use crate::codec::{Codec, actor_columns, nanos_saturating};
 use crate::error::BackendError;
 use crate::open::StoreLock;
 use crate::projection::{Appending, History, Projection, RowChange};
@@ -28,7 +29,16 @@ const OUTBOX_QUEUE: &str = include_str!("writer/outbox_queue.sql");
 const OUTBOX_SETTLE: &str = include_str!("writer/outbox_settle.sql");
 const OUTBOX_CLAIM: &str = include_str!("writer/outbox_claim.sql");
 const OUTBOX_FAILED: &str = include_str!("writer/outbox_failed.sql");
-const INBOX_RECORD: &str = include_str!("writer/inbox_record.sql");
+const HOOK_SET: &str = include_str!("writer/hook_set.sql");
+const HOOK_CLEAR: &str = include_str!("writer/hook_clear.sql");
+const TIMER_SET: &str = include_str!("writer/timer_set.sql");
+const TIMER_CLEAR: &str = include_str!("writer/timer_clear.sql");
+const INBOX_INSERT: &str = include_str!("writer/inbox_insert.sql");
+const INBOX_HOLDER: &str = include_str!("writer/inbox_holder.sql");
+const INBOX_UPDATE: &str = include_str!("writer/inbox_update.sql");
+const SUBMISSION_INSERT: &str = include_str!("writer/submission_insert.sql");
+const SUBMISSION_HOLDER: &str = include_str!("writer/submission_holder.sql");
+const SUBMISSION_UPDATE: &str = include_str!("writer/submission_update.sql");
 const CHAIN_HEAD: &str = include_str!("writer/chain_head.sql");
 const HISTORY: &str = include_str!("writer/history.sql");
 const REPLAYED: &str = include_str!("writer/replayed.sql");
@@ -49,23 +59,6 @@ const MAX_CACHED_VERSIONS: usize = 1 << 20;
 /// Longest wait, when the store closes, for readers of other processes (an auditor, a backup)
 /// to leave the `-wal` so that it can be folded into the database file.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-
-/// A message owed to a partner, claimed from the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxRow {
-    /// The message id (the partner deduplicates by it).
-    pub message_id: MessageId,
-    /// The request (stream) it belongs to.
-    pub request_id: RequestId,
-    /// The partner system.
-    pub partner: SystemId,
-    /// The message as JSON, as the projection queued it.
-    pub message: Vec<u8>,
-    /// Failed attempts so far.
-    pub attempts: u32,
-    /// Position of the event that queued it.
-    pub queued_position: GlobalPosition,
-}
 
 pub(crate) struct AppendJob<E> {
     pub stream: StreamId,
@@ -91,11 +84,12 @@ pub(crate) enum Job<E> {
         now: i64,
         until: i64,
         limit: usize,
-        reply: oneshot::Sender<Result<Vec<OutboxRow>, StoreError>>,
+        reply: oneshot::Sender<Result<Vec<OwedMessage>, StoreError>>,
     },
     Failed {
         message_id: MessageId,
         retry_at: i64,
+        refused: Option<String>,
         reply: oneshot::Sender<Result<Option<u32>, StoreError>>,
     },
 }
@@ -119,8 +113,8 @@ enum Done {
         Result<Appended, StoreError>,
     ),
     Claim(
-        oneshot::Sender<Result<Vec<OutboxRow>, StoreError>>,
-        Result<Vec<OutboxRow>, StoreError>,
+        oneshot::Sender<Result<Vec<OwedMessage>, StoreError>>,
+        Result<Vec<OwedMessage>, StoreError>,
     ),
     Failed(
         oneshot::Sender<Result<Option<u32>, StoreError>>,
@@ -370,12 +364,11 @@ impl<E: DomainEvent> Writer<E> {
         let Some(projection) = projection.as_mut() else {
             return Ok(());
         };
-        let (stream_id, position) = (blob(appending.stream.0.as_uuid()), appending.position.0);
+        let request_id = appending.stream.0;
         changes.clear();
         projection.project(&mut TxHistory { conn, codec }, appending, changes)?;
         for change in changes.iter() {
-            apply_change(conn, &stream_id, i64_of(position), change)
-                .map_err(crate::error::sqlite)?;
+            apply_change(conn, request_id, change)?;
         }
         Ok(())
     }
@@ -505,9 +498,12 @@ impl<E: DomainEvent> Writer<E> {
                 Job::Failed {
                     message_id,
                     retry_at,
+                    refused,
                     reply,
                 } => {
-                    let r = guarded(&mut fatal, || self.failed(message_id, retry_at));
+                    let r = guarded(&mut fatal, || {
+                        self.failed(message_id, retry_at, refused.as_deref())
+                    });
                     done.push(Done::Failed(reply, r));
                 }
             }
@@ -807,90 +803,153 @@ impl<E: DomainEvent> Writer<E> {
         now: i64,
         until: i64,
         limit: usize,
-    ) -> rusqlite::Result<Result<Vec<OutboxRow>, StoreError>> {
+    ) -> rusqlite::Result<Result<Vec<OwedMessage>, StoreError>> {
         let mut stmt = self.conn.prepare_cached(OUTBOX_CLAIM)?;
         let mut rows = stmt.query(params![now, until, i64_of(limit as u64)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             // A row that does not decode is set aside (it stays claimed for the lease and is
             // logged each time), so it cannot hold up the messages behind it.
-            if let Some(r) = outbox_row(row) {
+            if let Some(r) = owed_message(row) {
                 out.push(r);
             } else {
                 tracing::error!("an outbox row does not decode; skipped");
             }
         }
-        out.sort_unstable_by_key(|r| r.queued_position);
-        Ok(Ok(out))
+        // RETURNING yields rows in no promised order.
+        out.sort_unstable_by_key(|(queued_at, m)| (*queued_at, m.message_id));
+        Ok(Ok(out.into_iter().map(|(_, m)| m).collect()))
     }
 
     fn failed(
         &self,
         message_id: MessageId,
         retry_at: i64,
+        refused: Option<&str>,
     ) -> rusqlite::Result<Result<Option<u32>, StoreError>> {
         let attempts: Option<i64> = self
             .conn
             .prepare_cached(OUTBOX_FAILED)?
-            .query_row(params![&blob(message_id.as_uuid())[..], retry_at], |r| {
-                r.get(0)
-            })
+            .query_row(
+                params![&blob(message_id.as_uuid())[..], retry_at, refused],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(Ok(attempts.map(|a| u32::try_from(a).unwrap_or(u32::MAX))))
     }
 }
 
-fn outbox_row(row: &rusqlite::Row<'_>) -> Option<OutboxRow> {
+fn owed_message(row: &rusqlite::Row<'_>) -> Option<(i64, OwedMessage)> {
     let id = |i| -> Option<uuid::Uuid> {
         uuid::Uuid::from_slice(row.get_ref(i).ok()?.as_blob().ok()?).ok()
     };
-    Some(OutboxRow {
-        message_id: MessageId::from_uuid(id(0)?).ok()?,
-        request_id: RequestId::from_uuid(id(1)?).ok()?,
-        partner: row.get_ref(2).ok()?.as_str().ok()?.parse().ok()?,
-        message: row.get(3).ok()?,
-        attempts: u32::try_from(row.get::<_, i64>(4).ok()?).ok()?,
-        queued_position: GlobalPosition(row.get::<_, i64>(5).ok()?.cast_unsigned()),
-    })
+    Some((
+        row.get::<_, i64>(4).ok()?,
+        OwedMessage {
+            message_id: MessageId::from_uuid(id(0)?).ok()?,
+            request_id: RequestId::from_uuid(id(1)?).ok()?,
+            partner: row.get_ref(2).ok()?.as_str().ok()?.parse().ok()?,
+            attempts: u32::try_from(row.get::<_, i64>(3).ok()?).ok()?,
+        },
+    ))
+}
+
+fn timer_kind(kind: TimerKind) -> &'static str {
+    match kind {
+        TimerKind::Expiry => "expiry",
+        TimerKind::SendDeadline => "send_deadline",
+    }
+}
+
+/// Inserts a claimed key's row with `insert`; when the key is held already (told by the
+/// primary key's extended result code), the holder is read with `holder`: this request's own
+/// row is updated with `update`, another request's is [`StoreError::Taken`].
+fn claim_key(
+    conn: &Connection,
+    request_id: RequestId,
+    sql: [&str; 3],
+    key: &[&dyn rusqlite::ToSql],
+    digest: &[u8],
+    claim: impl FnOnce() -> Claim,
+) -> Result<(), StoreError> {
+    let [insert, holder, update] = sql;
+    let id = blob(request_id.as_uuid());
+    let mut values: Vec<&dyn rusqlite::ToSql> = key.to_vec();
+    values.push(&id);
+    values.push(&digest);
+    let inserted = conn
+        .prepare_cached(insert)
+        .and_then(|mut s| s.execute(values.as_slice()));
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if violation(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+            let held: Vec<u8> = conn
+                .prepare_cached(holder)
+                .and_then(|mut s| s.query_row(key, |r| r.get(0)))
+                .map_err(crate::error::sqlite)?;
+            if held.as_slice() != id.as_slice() {
+                return Err(StoreError::Taken(claim()));
+            }
+            conn.prepare_cached(update)
+                .and_then(|mut s| s.execute(values.as_slice()))
+                .map(drop)
+                .map_err(crate::error::sqlite)
+        }
+        Err(e) => Err(crate::error::sqlite(e)),
+    }
 }
 
 fn apply_change(
     conn: &Connection,
-    stream_id: &[u8; 16],
-    position: i64,
+    request_id: RequestId,
     change: &RowChange,
-) -> rusqlite::Result<usize> {
+) -> Result<(), StoreError> {
+    let id = blob(request_id.as_uuid());
+    let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute(values))
+            .map(drop)
+            .map_err(crate::error::sqlite)
+    };
     match change {
-        RowChange::PendingAdd { user } => conn.prepare_cached(PENDING_ADD)?.execute(params![
-            user.as_str(),
-            &stream_id[..],
-            position
-        ]),
-        RowChange::PendingRemove { user } => conn
-            .prepare_cached(PENDING_REMOVE)?
-            .execute(params![user.as_str(), &stream_id[..]]),
-        RowChange::OutboxQueue {
-            message_id,
-            partner,
-            message,
-        } => conn.prepare_cached(OUTBOX_QUEUE)?.execute(params![
-            &blob(message_id.as_uuid())[..],
-            &stream_id[..],
-            partner.as_str(),
-            message,
-            position
-        ]),
-        RowChange::OutboxSettle { message_id } => conn
-            .prepare_cached(OUTBOX_SETTLE)?
-            .execute(params![&blob(message_id.as_uuid())[..], position]),
-        RowChange::InboxRecord { message_id, sender } => {
-            conn.prepare_cached(INBOX_RECORD)?.execute(params![
-                &blob(message_id.as_uuid())[..],
-                sender.as_str(),
-                &stream_id[..],
-                position
-            ])
-        }
+        RowChange::PendingAdd(user) => run(PENDING_ADD, &[&user.as_str(), &id]),
+        RowChange::PendingRemove(user) => run(PENDING_REMOVE, &[&user.as_str(), &id]),
+        RowChange::OutboxQueue { queued, at } => run(
+            OUTBOX_QUEUE,
+            &[
+                &blob(queued.message_id.as_uuid()),
+                &id,
+                &queued.partner.as_str(),
+                &nanos_saturating(*at),
+            ],
+        ),
+        RowChange::OutboxSettle(message_id) => run(OUTBOX_SETTLE, &[&blob(message_id.as_uuid())]),
+        RowChange::Hook(true) => run(HOOK_SET, &[&id]),
+        RowChange::Hook(false) => run(HOOK_CLEAR, &[&id]),
+        RowChange::Timer(Some(timer)) => run(
+            TIMER_SET,
+            &[&id, &timer_kind(timer.kind), &nanos_saturating(timer.since)],
+        ),
+        RowChange::Timer(None) => run(TIMER_CLEAR, &[&id]),
+        RowChange::Inbox(entry) => claim_key(
+            conn,
+            request_id,
+            [INBOX_INSERT, INBOX_HOLDER, INBOX_UPDATE],
+            &[&blob(entry.message_id.as_uuid())],
+            &entry.digest.0,
+            || Claim::Message(entry.message_id),
+        ),
+        RowChange::Submission(entry) => claim_key(
+            conn,
+            request_id,
+            [SUBMISSION_INSERT, SUBMISSION_HOLDER, SUBMISSION_UPDATE],
+            &[&entry.requester.as_str(), &entry.key.as_str()],
+            &entry.digest.0,
+            || Claim::Submission {
+                requester: entry.requester.clone(),
+                key: entry.key.clone(),
+            },
+        ),
     }
 }
 
