@@ -96,6 +96,12 @@ impl SqliteAcmStore {
         &self.store
     }
 
+    /// Test-only: [`SqliteStore::inject_commit_failure`].
+    #[doc(hidden)]
+    pub fn inject_commit_failure(&self) {
+        self.store.inject_commit_failure();
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         self.store.path()

@@ -189,6 +189,7 @@ impl<E: DomainEvent> SqliteStore<E> {
             transactions: AtomicU64::new(0),
             jobs: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            inject_commit_failure: AtomicBool::new(false),
         });
         let mut writer = Writer::new(
             conn,
@@ -230,6 +231,18 @@ impl<E: DomainEvent> SqliteStore<E> {
     /// Whether the store keeps a projection (the ACM views).
     pub fn is_projected(&self) -> bool {
         self.inner.projected
+    }
+
+    /// Test-only: makes the writer's next commit fail as a failed `COMMIT` (an fsync error)
+    /// would: that transaction is rolled back and its jobs fail with
+    /// [`BackendError::Sqlite`], and the store halts (every later write is
+    /// [`StoreError::Halted`] until it is reopened).
+    #[doc(hidden)]
+    pub fn inject_commit_failure(&self) {
+        self.inner
+            .published
+            .inject_commit_failure
+            .store(true, Ordering::Release);
     }
 
     /// What the writer has committed since the store was opened.

@@ -104,6 +104,9 @@ pub(crate) struct Published {
     pub jobs: AtomicU64,
     /// Set when the writer has shut down (subscriptions end).
     pub closed: AtomicBool,
+    /// Test-only: the next commit fails as if `COMMIT` had (see
+    /// `SqliteStore::inject_commit_failure`).
+    pub inject_commit_failure: AtomicBool,
 }
 
 /// A job's outcome, sent once its transaction is committed (or failed).
@@ -132,6 +135,18 @@ impl Done {
         }
     }
 
+    /// Refuses the job: the writer halted before it.
+    fn halt(self, reason: &str) {
+        let e = || StoreError::Halted {
+            reason: reason.to_owned(),
+        };
+        match self {
+            Self::Append(tx, _) => drop(tx.send(Err(e()))),
+            Self::Claim(tx, _) => drop(tx.send(Err(e()))),
+            Self::Failed(tx, _) => drop(tx.send(Err(e()))),
+        }
+    }
+
     fn fail(self, error: &Arc<rusqlite::Error>) {
         let e = || BackendError::Sqlite(error.clone()).into();
         match self {
@@ -139,6 +154,16 @@ impl Done {
             Self::Claim(tx, _) => drop(tx.send(Err(e()))),
             Self::Failed(tx, _) => drop(tx.send(Err(e()))),
         }
+    }
+}
+
+/// An answer that is never sent (the job is refused): fills `Done` for `Done::halt`.
+fn placeholder() -> Appended {
+    Appended {
+        first_version: Version::NONE,
+        first_position: GlobalPosition::START,
+        count: 0,
+        replayed: false,
     }
 }
 
@@ -161,6 +186,10 @@ pub(crate) struct Writer<E> {
     head: u64,
     chain: Hash,
     changes: Vec<RowChange>,
+    /// Set when a transaction failed: whether its commit reached the disk cannot be known
+    /// (a failed fsync may have lost pages), so nothing more is written until the store is
+    /// reopened (fail-stop, as redb latches `PreviousIo`).
+    halted: Option<String>,
 }
 
 /// Runs a job unless the transaction has failed already; a failure of the transaction is kept
@@ -250,6 +279,7 @@ impl<E: DomainEvent> Writer<E> {
             head,
             chain,
             changes: Vec::new(),
+            halted: None,
         })
     }
 
@@ -473,6 +503,16 @@ impl<E: DomainEvent> Writer<E> {
     }
 
     fn commit(&mut self, batch: &mut Vec<Job<E>>) {
+        if let Some(reason) = &self.halted {
+            for job in batch.drain(..) {
+                match job {
+                    Job::Append(a) => Done::Append(a.reply, Ok(placeholder())).halt(reason),
+                    Job::Claim { reply, .. } => Done::Claim(reply, Ok(Vec::new())).halt(reason),
+                    Job::Failed { reply, .. } => Done::Failed(reply, Ok(None)).halt(reason),
+                }
+            }
+            return;
+        }
         let mut tx = Tx {
             head: self.head,
             chain: self.chain,
@@ -524,12 +564,24 @@ impl<E: DomainEvent> Writer<E> {
                 .and_then(|mut s| s.execute(params![p.name(), i64_of(tx.head)]))
                 .err();
         }
+        if fatal.is_none()
+            && self
+                .published
+                .inject_commit_failure
+                .swap(false, Ordering::AcqRel)
+        {
+            fatal = Some(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+                Some("injected commit failure".to_owned()),
+            ));
+        }
         if fatal.is_none() {
             fatal = self.conn.execute_batch("COMMIT").err();
         }
         if let Some(error) = fatal {
-            tracing::error!(%error, jobs = done.len(), "acm store transaction failed; rolled back");
+            tracing::error!(%error, jobs = done.len(), "acm store transaction failed; rolled back; halting");
             let _ = self.conn.execute_batch("ROLLBACK");
+            self.halted = Some(format!("transaction failed: {error}"));
             self.recover();
             let error = Arc::new(error);
             for d in done {
