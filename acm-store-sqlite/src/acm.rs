@@ -197,12 +197,14 @@ impl AcmStore for SqliteAcmStore {
             .checked_add_signed(lease)
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let (reply, rx) = oneshot::channel();
-        self.store.send(Job::Claim {
-            now: nanos_saturating(now),
-            until: nanos_saturating(until),
-            limit,
-            reply,
-        })?;
+        self.store
+            .send(Job::Claim {
+                now: nanos_saturating(now),
+                until: nanos_saturating(until),
+                limit,
+                reply,
+            })
+            .await?;
         rx.await
             .map_err(|_| StoreError::from(BackendError::Closed))?
     }
@@ -217,12 +219,14 @@ impl AcmStore for SqliteAcmStore {
             SendFailure::Refused { retry_at, problem } => (retry_at, Some(problem)),
         };
         let (reply, rx) = oneshot::channel();
-        self.store.send(Job::Failed {
-            message_id,
-            retry_at: nanos_saturating(retry_at),
-            refused,
-            reply,
-        })?;
+        self.store
+            .send(Job::Failed {
+                message_id,
+                retry_at: nanos_saturating(retry_at),
+                refused,
+                reply,
+            })
+            .await?;
         rx.await
             .map_err(|_| StoreError::from(BackendError::Closed))?
     }

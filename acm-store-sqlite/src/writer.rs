@@ -13,7 +13,7 @@ use acm_core::store::{Appended, DomainEvent, ExpectedVersion, NewEvent, StoreErr
 use acm_core::views::{Claim, OwedMessage, TimerKind};
 use foldhash::HashMap;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 
 use crate::chain::{self, Fields, Hash};
 use crate::codec::{Codec, actor_columns, nanos_saturating};
@@ -73,7 +73,9 @@ pub(crate) type CloseReply = oneshot::Sender<Result<(), StoreError>>;
 
 /// What the store sends its writer thread.
 pub(crate) enum Msg<E> {
-    Job(Job<E>),
+    /// A job, with the permit of the writer's bounded queue that its caller took: released
+    /// once the job is answered.
+    Job(Job<E>, OwnedSemaphorePermit),
     /// Commit every job queued before this one, then shut the store down.
     Close(CloseReply),
 }
@@ -441,22 +443,28 @@ impl<E: DomainEvent> Writer<E> {
     /// Commits batches until every sender is dropped (`None`) or a close is asked for (its
     /// reply, once every job queued before it is committed).
     fn serve(&mut self, jobs: &mpsc::Receiver<Msg<E>>) -> Option<CloseReply> {
-        fn take<E>(msg: Msg<E>, batch: &mut Vec<Job<E>>) -> Option<CloseReply> {
+        fn take<E>(
+            msg: Msg<E>,
+            batch: &mut Vec<Job<E>>,
+            permits: &mut Vec<OwnedSemaphorePermit>,
+        ) -> Option<CloseReply> {
             match msg {
-                Msg::Job(job) => {
+                Msg::Job(job, permit) => {
                     batch.push(job);
+                    permits.push(permit);
                     None
                 }
                 Msg::Close(reply) => Some(reply),
             }
         }
         let mut batch = Vec::with_capacity(self.max_batch);
+        let mut permits = Vec::with_capacity(self.max_batch);
         let mut last = 1;
         loop {
-            let mut close = take(jobs.recv().ok()?, &mut batch);
+            let mut close = take(jobs.recv().ok()?, &mut batch, &mut permits);
             while close.is_none() && batch.len() < self.max_batch {
                 match jobs.try_recv() {
-                    Ok(msg) => close = take(msg, &mut batch),
+                    Ok(msg) => close = take(msg, &mut batch, &mut permits),
                     Err(_) => break,
                 }
             }
@@ -469,7 +477,7 @@ impl<E: DomainEvent> Writer<E> {
                 while close.is_none() && batch.len() < want {
                     let left = deadline.saturating_duration_since(Instant::now());
                     match jobs.recv_timeout(left) {
-                        Ok(msg) => close = take(msg, &mut batch),
+                        Ok(msg) => close = take(msg, &mut batch, &mut permits),
                         Err(_) => break,
                     }
                 }
@@ -477,6 +485,8 @@ impl<E: DomainEvent> Writer<E> {
             if !batch.is_empty() {
                 last = batch.len();
                 self.commit(&mut batch);
+                // Answered: their callers' places in the queue are free again.
+                permits.clear();
             }
             if close.is_some() {
                 return close;
