@@ -117,8 +117,13 @@ impl<E> Drop for Inner<E> {
         // The writer commits what is queued, sees the channel closed, and shuts the store down
         // as `close` does; a failure there is only logged.
         self.writer.take();
-        // TODO(views): stop joining (tests still rely on a drop that releases the file).
-        if let Some(t) = self.writer_thread.take() {
+        // On a tokio runtime's thread the drop must not wait for a commit, a checkpoint or a
+        // file close: the thread is left to finish on its own (`close` tells when it has).
+        // Elsewhere the drop waits, so that the path can be opened again at once.
+        // TODO(views): never join, once the tests close their stores instead of dropping them.
+        if let Some(t) = self.writer_thread.take()
+            && tokio::runtime::Handle::try_current().is_err()
+        {
             let _ = t.join();
         }
         // Already asked by the writer, unless its thread panicked.
