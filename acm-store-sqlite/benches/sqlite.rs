@@ -55,11 +55,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use acm_core::Event;
 use acm_core::id::{GlobalPosition, GroupId, McServiceId, MessageId, RequestId, SystemId, Version};
 use acm_core::request::{AcmRequest, AcmRequestBody, Target};
 use acm_core::store::{Actor, CausationId, EventStore, ExpectedVersion, NewEvent};
 use acm_core::testkit::conformance::{TestEvent, event, event_id, stream};
+use acm_core::{AcmStore, Event};
 use acm_store_sqlite::SqliteStore;
 use futures_util::StreamExt;
 use rusqlite::{CachedStatement, Connection, OpenFlags, params};
@@ -68,7 +68,7 @@ use tokio::runtime::Runtime;
 const SCHEMA: &str = include_str!("../src/schema/0001_events.sql");
 const INSERT_EVENT: &str = include_str!("../src/writer/insert_event.sql");
 const READ_ALL: &str = include_str!("../src/store/read_all.sql");
-const PENDING_FOR: &str = include_str!("../src/store/pending_for.sql");
+const PENDING_FOR: &str = include_str!("../src/acm/pending_for.sql");
 
 /// Text of every test event (with its number appended): its JSON is about 380 bytes.
 const FILLER: &str = "Interconnection group identity provision of sip:tac-1@mc-a.example and \
@@ -809,7 +809,7 @@ fn pending(rt: &Runtime, dir: &Path, sizes: [u64; 2], out: &mut Vec<Line>) {
     for requests in sizes {
         let path = dir.join(format!("pending-{requests}.db"));
         let store = SqliteStore::<Event>::open_acm(&path).unwrap();
-        let build = build_requests(rt, &store, &fixture, 1, requests);
+        let build = build_requests(rt, store.as_store(), &fixture, 1, requests);
         println!(
             "built {requests} requests in {:.1} s ({} requests/s, {} events/s)",
             build.as_secs_f64(),

@@ -24,6 +24,16 @@ pub(crate) fn nanos(at: DateTime<Utc>) -> Result<i64, StoreError> {
         .ok_or_else(|| BackendError::TimeOutOfRange(at).into())
 }
 
+/// `at` in nanoseconds, clamped to what an `i64` holds: for the instants a caller compares
+/// stored times with (a cut-off far in the future is later than every stored time).
+pub(crate) fn nanos_saturating(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
 /// The actor's two columns, as the chain also encodes them.
 pub(crate) use acm_core::chain::actor_parts as actor_columns;
 

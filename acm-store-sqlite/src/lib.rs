@@ -13,9 +13,10 @@
 //!   violations are told apart by `SQLite`'s extended result codes), idempotent re-append by
 //!   event id backed by a unique index, contiguous versions, a gap-free global position in
 //!   commit order, paged (streamed) reads, and [`SqliteStore::subscribe`].
-//! - **Projections in the same transaction**: with [`SqliteOptions::acm`], the outbox
-//!   ([`SqliteStore::claim_outbox`]), the inbox ([`SqliteStore::received`]) and the pending
-//!   items per user ([`SqliteStore::pending_for`]) are written with the events.
+//! - **The ACM views in the same transaction**: [`SqliteAcmStore`] is an
+//!   [`AcmStore`](acm_core::AcmStore): the pending items, outbox, hooks, timers, inbox and
+//!   submissions of `acm_core::views` are written with the events, and an append that claims
+//!   a key another request holds is refused alone (`StoreError::Taken`).
 //! - **Tamper evidence**: a SHA-256 hash chain over the log; [`SqliteStore::verify`] names the
 //!   first position that does not verify.
 //! - **Upcasting on read** ([`Upcasters`]): payloads stay byte-for-byte as written.
@@ -39,12 +40,12 @@
 //! ```
 #![warn(missing_docs)]
 
+mod acm;
 mod backup;
 mod chain;
 mod codec;
 mod error;
 mod export;
-mod ledger;
 mod open;
 mod projection;
 mod reader;
@@ -53,6 +54,7 @@ mod store;
 mod upcast;
 mod writer;
 
+pub use acm::SqliteAcmStore;
 pub use backup::{BackupError, BackupReport, backup_file};
 pub use chain::{Break, BreakKind, ChainReport, GENESIS, Hash};
 pub use error::{BackendError, OpenError};
@@ -61,4 +63,3 @@ pub use open::SCHEMA_VERSION;
 pub use projection::{AcmProjection, Appending, History, Projection, RowChange};
 pub use store::{SqliteOptions, SqliteStore, WriterStats, verify_file};
 pub use upcast::Upcasters;
-pub use writer::OutboxRow;

@@ -19,6 +19,7 @@ pub(crate) const APPLICATION_ID: i32 = 0x4143_4D31;
 const MIGRATIONS: &[&str] = &[
     include_str!("schema/0001_events.sql"),
     include_str!("schema/0002_projection_state.sql"),
+    include_str!("schema/0003_views.sql"),
 ];
 
 /// The schema version this build writes.

@@ -1,50 +1,69 @@
-//! Projections kept in the same transaction as the events: the outbox, the inbox and the
-//! pending items per user. A [`Projection`] turns each appended event into typed row changes;
-//! the writer applies them inside the append's transaction, so the rows never disagree with
-//! the log, whatever crashes when.
+//! Projections kept in the same transaction as the events: the views of
+//! [`acm_core::views`]. A [`Projection`] turns each appended event into typed row changes;
+//! the writer applies them inside the append's savepoint, so the rows never disagree with the
+//! log, whatever crashes when, and an append whose rows cannot be written (a key another
+//! request holds) is refused alone.
 
+use acm_core::McServiceId;
 use acm_core::event::Event;
-use acm_core::id::{GlobalPosition, McServiceId, MessageId, StreamId, SystemId, Version};
+use acm_core::id::MessageId;
+use acm_core::id::{GlobalPosition, StreamId, Version};
 use acm_core::lifecycle::{RequestState, evolve};
-use acm_core::store::{Actor, NewEvent, StoreError};
+use acm_core::store::{NewEvent, StoreError};
+use acm_core::views::{self, InboxEntry, Queued, SubmissionEntry, Timer};
+use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 
-use crate::error::BackendError;
-
-/// A change to a projection table, applied in the transaction of the event that caused it.
+/// A change to a view table, applied in the transaction of the event that caused it. Every
+/// change is about the request (stream) of that event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowChange {
-    /// The request became pending for a user.
-    PendingAdd {
-        /// The user.
-        user: McServiceId,
-    },
     /// The request is no longer pending for a user.
-    PendingRemove {
-        /// The user.
-        user: McServiceId,
-    },
-    /// A message is now owed to a partner.
-    OutboxQueue {
-        /// Its id (the partner deduplicates by it).
-        message_id: MessageId,
-        /// The partner system.
-        partner: SystemId,
-        /// The message as JSON.
-        message: Vec<u8>,
-    },
+    PendingRemove(McServiceId),
+    /// The request became pending for a user.
+    PendingAdd(McServiceId),
     /// A message is no longer owed: acknowledged, or made moot.
-    OutboxSettle {
-        /// Its id.
-        message_id: MessageId,
+    OutboxSettle(MessageId),
+    /// A message is now owed to a partner, queued at the event's recording time.
+    OutboxQueue {
+        /// The message and its partner.
+        queued: Queued,
+        /// When it was queued.
+        at: DateTime<Utc>,
     },
-    /// A partner message was received and stored.
-    InboxRecord {
-        /// Its id.
-        message_id: MessageId,
-        /// The sending system.
-        sender: SystemId,
-    },
+    /// The acceptance hook became due (`true`) or is no longer due (`false`).
+    Hook(bool),
+    /// The request's timer is now this (`None`: it has none any more).
+    Timer(Option<Timer>),
+    /// A partner message the request records (refused when another request records it).
+    Inbox(InboxEntry),
+    /// A client's idempotency key the request claims (refused when another request holds it).
+    Submission(SubmissionEntry),
+}
+
+impl RowChange {
+    /// The row changes of one append's [`views::ViewChanges`], recorded at `at`.
+    pub fn of(changes: views::ViewChanges, at: DateTime<Utc>, out: &mut Vec<Self>) {
+        let views::ViewChanges {
+            pending_removed,
+            pending_added,
+            outbox_settled,
+            outbox_queued,
+            hook,
+            timer,
+            inbox,
+            submission,
+        } = changes;
+        // The claims first: a refused append stops before writing anything else.
+        out.extend(inbox.map(Self::Inbox));
+        out.extend(submission.map(Self::Submission));
+        out.extend(pending_removed.into_iter().map(Self::PendingRemove));
+        out.extend(pending_added.into_iter().map(Self::PendingAdd));
+        out.extend(outbox_settled.map(Self::OutboxSettle));
+        out.extend(outbox_queued.map(|queued| Self::OutboxQueue { queued, at }));
+        out.extend(hook.map(Self::Hook));
+        out.extend(timer.map(Self::Timer));
+    }
 }
 
 /// One appended event, as a projection sees it.
@@ -87,10 +106,9 @@ pub trait Projection<E>: Send + 'static {
     fn reset(&mut self);
 }
 
-/// The projection of the ACM provision lifecycle: pending items from
-/// [`RequestState::pending_for`], the outbox from [`RequestState::outbound`], the inbox from
-/// the events that store a partner's message. It keeps each request's state (rebuilt from the
-/// log after a restart) so that an event costs one `evolve`.
+/// The projection of the ACM views: [`views::changes`] of each event's request state before
+/// and after it. It keeps each unsettled request's state (rebuilt from the log after a restart
+/// or for a settled request) so that an event costs one `evolve`.
 #[derive(Debug, Default)]
 pub struct AcmProjection {
     states: HashMap<StreamId, RequestState>,
@@ -108,7 +126,9 @@ impl AcmProjection {
 
 impl Projection<Event> for AcmProjection {
     fn name(&self) -> &'static str {
-        "acm"
+        // Renamed with the views (schema version 3): tables of the older projection are
+        // rebuilt from the log on open.
+        "acm-views"
     }
 
     fn project(
@@ -125,61 +145,14 @@ impl Projection<Event> for AcmProjection {
                 .iter()
                 .fold(RequestState::Empty, evolve),
         };
-        let pending_before = before.pending_for().to_vec();
-        let owed_before = before.owed_message_id();
-        let was_partner = matches!(before, RequestState::Partner(_));
-        let after = evolve(before, &a.event.payload);
-
-        let pending_after = after.pending_for();
-        for user in pending_before.iter().filter(|u| !pending_after.contains(u)) {
-            out.push(RowChange::PendingRemove { user: user.clone() });
-        }
-        for user in pending_after.iter().filter(|u| !pending_before.contains(u)) {
-            out.push(RowChange::PendingAdd { user: user.clone() });
-        }
-
-        // The message is built (and encoded) only when the debt changes.
-        if owed_before != after.owed_message_id() {
-            if let Some(message_id) = owed_before {
-                out.push(RowChange::OutboxSettle { message_id });
+        let after = evolve(before.clone(), &a.event.payload);
+        RowChange::of(views::changes(&before, &after), a.event.recorded_at, out);
+        if !views::is_settled(&after) {
+            if self.states.len() >= MAX_CACHED {
+                self.states.clear();
             }
-            if let Some((partner, message)) = after.outbound() {
-                out.push(RowChange::OutboxQueue {
-                    message_id: message.message_id(),
-                    partner,
-                    message: serde_json::to_vec(&message).map_err(BackendError::Encode)?,
-                });
-            }
+            self.states.insert(a.stream, after);
         }
-
-        let sender = match &a.event.actor {
-            Actor::System(s) => Some(s),
-            Actor::User(_) => None,
-        };
-        let received = match (&a.event.payload, sender) {
-            (
-                Event::Stored {
-                    from, message_id, ..
-                },
-                _,
-            ) => Some((*message_id, from.clone())),
-            (Event::ResponseReceived { message_id, .. }, Some(s)) => Some((*message_id, s.clone())),
-            // A withdrawal at the partner is caused by the primary's message.
-            (Event::Withdrawn, Some(s)) if was_partner => a
-                .event
-                .causation_id
-                .and_then(|c| MessageId::from_uuid(c.0).ok())
-                .map(|m| (m, s.clone())),
-            _ => None,
-        };
-        if let Some((message_id, sender)) = received {
-            out.push(RowChange::InboxRecord { message_id, sender });
-        }
-
-        if self.states.len() >= MAX_CACHED {
-            self.states.clear();
-        }
-        self.states.insert(a.stream, after);
         Ok(())
     }
 

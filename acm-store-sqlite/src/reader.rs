@@ -3,12 +3,12 @@
 //! channel, so no executor thread blocks on `SQLite`.
 
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use acm_core::store::StoreError;
 use rusqlite::Connection;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::error::BackendError;
 
@@ -26,10 +26,12 @@ enum Msg {
 pub(crate) struct Readers {
     jobs: crossbeam_channel::Sender<Msg>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Places in the queue (jobs queued or running): bounds it.
+    queue: Arc<Semaphore>,
 }
 
 impl Readers {
-    pub(crate) fn start(path: &Path, count: usize) -> rusqlite::Result<Self> {
+    pub(crate) fn start(path: &Path, count: usize, queue: usize) -> rusqlite::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded::<Msg>();
         let mut threads = Vec::with_capacity(count);
         for i in 0..count.max(1) {
@@ -48,10 +50,13 @@ impl Readers {
         Ok(Self {
             jobs: tx,
             threads: Mutex::new(threads),
+            queue: Arc::new(Semaphore::new(queue.max(1))),
         })
     }
 
-    /// Queues `f` for a reader thread now, and returns the future of its result.
+    /// Queues `f` for a reader thread now when the queue has room (so that pages asked for
+    /// ahead are read while the caller works), else once it has: the future waits for room
+    /// asynchronously, never blocking its executor's thread. Yields `f`'s result.
     pub(crate) fn submit<T, F>(
         &self,
         f: F,
@@ -61,14 +66,45 @@ impl Readers {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: ReadJob = Box::new(move |conn| drop(tx.send(f(conn))));
-        let sent = self.jobs.send(Msg::Job(job)).is_ok();
+        let queue = self.queue.clone();
+        let jobs = self.jobs.clone();
+        let enqueue = move |permit: OwnedSemaphorePermit| {
+            // The permit is released once the job has run (or is dropped unrun).
+            let job: ReadJob = Box::new(move |conn| {
+                drop(tx.send(f(conn)));
+                drop(permit);
+            });
+            jobs.send(Msg::Job(job)).is_ok()
+        };
+        let now = match queue.clone().try_acquire_owned() {
+            Ok(permit) => Ok(enqueue(permit)),
+            Err(_) => Err(enqueue),
+        };
         async move {
+            let sent = match now {
+                Ok(sent) => sent,
+                Err(enqueue) => match queue.acquire_owned().await {
+                    Ok(permit) => enqueue(permit),
+                    Err(_) => false,
+                },
+            };
             if !sent {
                 return Err(BackendError::Closed.into());
             }
             rx.await
                 .map_err(|_| StoreError::from(BackendError::Closed))?
+        }
+    }
+
+    /// Asks every reader thread to stop after the jobs queued so far, without waiting.
+    pub(crate) fn signal_stop(&self) {
+        let count = self
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        for _ in 0..count {
+            let _ = self.jobs.send(Msg::Stop);
         }
     }
 

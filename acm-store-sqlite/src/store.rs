@@ -10,31 +10,28 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use acm_core::event::Event;
-use acm_core::id::{GlobalPosition, McServiceId, MessageId, RequestId, StreamId, Version};
+use acm_core::id::{GlobalPosition, StreamId, Version};
 use acm_core::store::{
     Appended, DomainEvent, Envelope, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
 };
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 use futures_util::StreamExt;
-use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{oneshot, watch};
+use rusqlite::{Connection, params};
+use tokio::sync::{Semaphore, oneshot, watch};
 
+use crate::acm::SqliteAcmStore;
 use crate::chain::{self, Break, BreakKind, ChainReport, Fields};
 use crate::codec::{Codec, encode, nanos};
 use crate::error::{BackendError, OpenError, sqlite};
 use crate::projection::{AcmProjection, Projection};
 use crate::reader::Readers;
 use crate::upcast::Upcasters;
-use crate::writer::{AppendJob, Job, Msg, OutboxRow, Published, Writer};
+use crate::writer::{AppendJob, Job, Msg, Published, Writer};
 
 const READ_ALL: &str = include_str!("store/read_all.sql");
 const READ_STREAM: &str = include_str!("store/read_stream.sql");
 const VERIFY: &str = include_str!("store/verify.sql");
-const PENDING_FOR: &str = include_str!("store/pending_for.sql");
-const INBOX_LOOKUP: &str = include_str!("store/inbox_lookup.sql");
-const OUTBOX_OWED: &str = include_str!("store/outbox_owed.sql");
 
 /// Rows a whole-log read fetches per reader job.
 const PAGE_ALL: usize = 2048;
@@ -62,6 +59,9 @@ pub struct SqliteOptions<E> {
     pub upcasters: Upcasters,
     /// Row changes kept in the events' transactions.
     pub projection: Option<Box<dyn Projection<E>>>,
+    /// Most jobs queued for the writer, and most queued for the readers, at a time; a caller
+    /// beyond them waits (asynchronously) for room. Default 4096.
+    pub queue: usize,
 }
 
 impl<E> Default for SqliteOptions<E> {
@@ -71,6 +71,7 @@ impl<E> Default for SqliteOptions<E> {
             max_batch: 1024,
             upcasters: Upcasters::new(),
             projection: None,
+            queue: 4096,
         }
     }
 }
@@ -82,12 +83,14 @@ impl<E> fmt::Debug for SqliteOptions<E> {
             .field("max_batch", &self.max_batch)
             .field("upcasters", &self.upcasters)
             .field("projection", &self.projection.is_some())
+            .field("queue", &self.queue)
             .finish()
     }
 }
 
 impl SqliteOptions<Event> {
-    /// The options of an ACM server's store: the outbox, inbox and pending-items projection.
+    /// The options of an ACM server's store: the views of `acm_core::views`
+    /// ([`SqliteAcmStore::open_with`] sets the projection whatever these say).
     pub fn acm() -> Self {
         Self {
             projection: Some(Box::new(AcmProjection::new())),
@@ -96,12 +99,14 @@ impl SqliteOptions<Event> {
     }
 }
 
-struct Inner<E> {
+pub(crate) struct Inner<E> {
     path: PathBuf,
     writer: Option<mpsc::Sender<Msg<E>>>,
     // The writer thread also holds the one-writer lock, until its connection is closed.
     writer_thread: Option<JoinHandle<()>>,
-    readers: Arc<Readers>,
+    pub(crate) readers: Arc<Readers>,
+    /// Places in the writer's queue (jobs queued or being committed).
+    writer_queue: Arc<Semaphore>,
     codec: Arc<Codec<E>>,
     published: Arc<Published>,
     projected: bool,
@@ -112,11 +117,17 @@ impl<E> Drop for Inner<E> {
         // The writer commits what is queued, sees the channel closed, and shuts the store down
         // as `close` does; a failure there is only logged.
         self.writer.take();
-        if let Some(t) = self.writer_thread.take() {
+        // On a tokio runtime's thread the drop must not wait for a commit, a checkpoint or a
+        // file close: the thread is left to finish on its own (`close` tells when it has).
+        // Elsewhere the drop waits, so that the path can be opened again at once.
+        // TODO(views): never join, once the tests close their stores instead of dropping them.
+        if let Some(t) = self.writer_thread.take()
+            && tokio::runtime::Handle::try_current().is_err()
+        {
             let _ = t.join();
         }
-        // Already done by the writer, unless its thread panicked.
-        self.readers.stop();
+        // Already asked by the writer, unless its thread panicked.
+        self.readers.signal_stop();
     }
 }
 
@@ -134,7 +145,7 @@ impl<E> Drop for Inner<E> {
 /// assert_eq!(head, GlobalPosition::START);
 /// ```
 pub struct SqliteStore<E> {
-    inner: Arc<Inner<E>>,
+    pub(crate) inner: Arc<Inner<E>>,
 }
 
 impl<E> Clone for SqliteStore<E> {
@@ -155,9 +166,9 @@ impl<E> fmt::Debug for SqliteStore<E> {
 }
 
 impl SqliteStore<Event> {
-    /// Opens (or creates) an ACM server's store, with its projections.
-    pub fn open_acm(path: impl AsRef<Path>) -> Result<Self, OpenError> {
-        Self::open_with(path, SqliteOptions::acm())
+    /// Opens (or creates) an ACM server's store, with its views: [`SqliteAcmStore::open`].
+    pub fn open_acm(path: impl AsRef<Path>) -> Result<SqliteAcmStore, OpenError> {
+        SqliteAcmStore::open(path)
     }
 }
 
@@ -169,13 +180,18 @@ fn spawn_error(path: &Path) -> impl Fn(std::io::Error) -> OpenError + '_ {
 }
 
 impl<E: DomainEvent> SqliteStore<E> {
-    /// Opens (or creates) a store with default options and no projection.
+    /// Opens (or creates) a store with default options and no projection. Blocks on file I/O
+    /// (see [`SqliteStore::open_with`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         Self::open_with(path, SqliteOptions::default())
     }
 
     /// Opens (or creates) a store. A file that is not an acm store, or of a newer schema, is
     /// refused with a typed error and left untouched.
+    ///
+    /// Opening blocks: it opens, locks, migrates and possibly catches the projection up on
+    /// the file (file I/O and fsyncs) before it returns. An async server should call it from
+    /// `spawn_blocking` (or before its runtime starts).
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions<E>) -> Result<Self, OpenError> {
         let path = crate::open::absolute(path.as_ref());
         crate::open::check_path(&path)?;
@@ -191,6 +207,7 @@ impl<E: DomainEvent> SqliteStore<E> {
             transactions: AtomicU64::new(0),
             jobs: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            inject_commit_failure: AtomicBool::new(false),
         });
         let mut writer = Writer::new(
             conn,
@@ -204,7 +221,9 @@ impl<E: DomainEvent> SqliteStore<E> {
             path: path.clone(),
             source,
         })?;
-        let readers = Arc::new(Readers::start(&path, options.readers).map_err(as_open_error)?);
+        let readers = Arc::new(
+            Readers::start(&path, options.readers, options.queue.max(1)).map_err(as_open_error)?,
+        );
         let (tx, rx) = mpsc::channel();
         let stopping = readers.clone();
         let writer_thread = std::thread::Builder::new()
@@ -215,6 +234,7 @@ impl<E: DomainEvent> SqliteStore<E> {
             inner: Arc::new(Inner {
                 path,
                 writer: Some(tx),
+                writer_queue: Arc::new(Semaphore::new(options.queue.max(1))),
                 writer_thread: Some(writer_thread),
                 readers,
                 codec,
@@ -229,9 +249,21 @@ impl<E: DomainEvent> SqliteStore<E> {
         &self.inner.path
     }
 
-    /// Whether the store keeps a projection (the outbox, inbox and pending items).
+    /// Whether the store keeps a projection (the ACM views).
     pub fn is_projected(&self) -> bool {
         self.inner.projected
+    }
+
+    /// Test-only: makes the writer's next commit fail as a failed `COMMIT` (an fsync error)
+    /// would: that transaction is rolled back and its jobs fail with
+    /// [`BackendError::Sqlite`], and the store halts (every later write is
+    /// [`StoreError::Halted`] until it is reopened).
+    #[doc(hidden)]
+    pub fn inject_commit_failure(&self) {
+        self.inner
+            .published
+            .inject_commit_failure
+            .store(true, Ordering::Release);
     }
 
     /// What the writer has committed since the store was opened.
@@ -242,11 +274,21 @@ impl<E: DomainEvent> SqliteStore<E> {
         }
     }
 
-    fn send(&self, job: Job<E>) -> Result<(), StoreError> {
+    /// Queues `job` for the writer once the writer's bounded queue has room: a caller waits
+    /// (asynchronously, never blocking its executor's thread) while `queue` jobs are queued
+    /// or being committed.
+    pub(crate) async fn send(&self, job: Job<E>) -> Result<(), StoreError> {
+        let permit = self
+            .inner
+            .writer_queue
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::from(BackendError::Closed))?;
         self.inner
             .writer
             .as_ref()
-            .and_then(|w| w.send(Msg::Job(job)).ok())
+            .and_then(|w| w.send(Msg::Job(job, permit)).ok())
             .ok_or_else(|| BackendError::Closed.into())
     }
 
@@ -259,7 +301,8 @@ impl<E: DomainEvent> SqliteStore<E> {
     ///
     /// Afterwards every operation of every handle (clones included) fails with
     /// [`BackendError::Closed`], and subscriptions end. Closing a store already closed is
-    /// `Ok`. Dropping the last handle does the same, without telling how it went.
+    /// `Ok`. Dropping the last handle does the same, without telling how it went, and without
+    /// waiting: the writer thread finishes on its own (the path may stay locked a moment).
     ///
     /// # Errors
     ///
@@ -362,103 +405,6 @@ impl<E: DomainEvent> SqliteStore<E> {
     /// first position that does not verify.
     pub async fn verify(&self) -> Result<ChainReport, StoreError> {
         self.inner.readers.submit(verify).await
-    }
-
-    /// Ids of the requests pending for `user`, oldest first (the pending-items projection).
-    pub async fn pending_for(&self, user: &McServiceId) -> Result<Vec<RequestId>, StoreError> {
-        let user = user.clone();
-        self.inner
-            .readers
-            .submit(move |conn| {
-                let mut stmt = conn.prepare_cached(PENDING_FOR).map_err(sqlite)?;
-                let mut rows = stmt.query([user.as_str()]).map_err(sqlite)?;
-                let mut out = Vec::new();
-                while let Some(row) = rows.next().map_err(sqlite)? {
-                    let bytes: [u8; 16] = row.get(0).map_err(sqlite)?;
-                    let id = RequestId::from_uuid(uuid::Uuid::from_bytes(bytes)).map_err(|_| {
-                        StoreError::from(BackendError::Corrupt {
-                            position: 0,
-                            column: "pending.stream_id",
-                        })
-                    })?;
-                    out.push(id);
-                }
-                Ok(out)
-            })
-            .await
-    }
-
-    /// Where the partner message `message_id` was stored, if it was received (the inbox).
-    pub async fn received(
-        &self,
-        message_id: MessageId,
-    ) -> Result<Option<GlobalPosition>, StoreError> {
-        self.inner
-            .readers
-            .submit(move |conn| {
-                let p: Option<i64> = conn
-                    .prepare_cached(INBOX_LOOKUP)
-                    .and_then(|mut s| {
-                        s.query_row([&message_id.as_uuid().as_bytes()[..]], |r| r.get(0))
-                            .optional()
-                    })
-                    .map_err(sqlite)?;
-                Ok(p.map(|p| GlobalPosition(p.cast_unsigned())))
-            })
-            .await
-    }
-
-    /// How many outbox messages are owed (not yet settled).
-    pub async fn outbox_owed(&self) -> Result<u64, StoreError> {
-        self.inner
-            .readers
-            .submit(|conn| {
-                let n: i64 = conn
-                    .query_row(OUTBOX_OWED, [], |r| r.get(0))
-                    .map_err(sqlite)?;
-                Ok(n.cast_unsigned())
-            })
-            .await
-    }
-
-    /// Claims up to `limit` outbox messages due at `now`, for `lease`: until it ends another
-    /// relay pass does not claim them again. A message stays owed until the event that settles
-    /// it (the partner's acknowledgement) is appended.
-    pub async fn claim_outbox(
-        &self,
-        now: DateTime<Utc>,
-        lease: chrono::Duration,
-        limit: usize,
-    ) -> Result<Vec<OutboxRow>, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Claim {
-            now: nanos(now)?,
-            until: nanos(
-                now.checked_add_signed(lease)
-                    .ok_or(BackendError::TimeOutOfRange(now))?,
-            )?,
-            limit,
-            reply,
-        })?;
-        rx.await
-            .map_err(|_| StoreError::from(BackendError::Closed))?
-    }
-
-    /// Records a failed send of `message_id`: one more attempt, not due again before
-    /// `retry_at`. Returns the attempts so far (`None` when the message is no longer owed).
-    pub async fn outbox_failed(
-        &self,
-        message_id: MessageId,
-        retry_at: DateTime<Utc>,
-    ) -> Result<Option<u32>, StoreError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Job::Failed {
-            message_id,
-            retry_at: nanos(retry_at)?,
-            reply,
-        })?;
-        rx.await
-            .map_err(|_| StoreError::from(BackendError::Closed))?
     }
 }
 
@@ -565,7 +511,8 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
             events,
             payloads,
             reply,
-        }))?;
+        }))
+        .await?;
         rx.await
             .map_err(|_| StoreError::from(BackendError::Closed))?
     }

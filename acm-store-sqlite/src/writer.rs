@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use acm_core::id::{EventId, GlobalPosition, MessageId, RequestId, StreamId, SystemId, Version};
+use acm_core::id::{EventId, GlobalPosition, MessageId, RequestId, StreamId, Version};
 use acm_core::store::{Appended, DomainEvent, ExpectedVersion, NewEvent, StoreError};
+use acm_core::views::{Claim, OwedMessage, TimerKind};
 use foldhash::HashMap;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};
 
 use crate::chain::{self, Fields, Hash};
-use crate::codec::{Codec, actor_columns};
+use crate::codec::{Codec, actor_columns, nanos_saturating};
 use crate::error::BackendError;
 use crate::open::StoreLock;
 use crate::projection::{Appending, History, Projection, RowChange};
@@ -28,7 +29,16 @@ const OUTBOX_QUEUE: &str = include_str!("writer/outbox_queue.sql");
 const OUTBOX_SETTLE: &str = include_str!("writer/outbox_settle.sql");
 const OUTBOX_CLAIM: &str = include_str!("writer/outbox_claim.sql");
 const OUTBOX_FAILED: &str = include_str!("writer/outbox_failed.sql");
-const INBOX_RECORD: &str = include_str!("writer/inbox_record.sql");
+const HOOK_SET: &str = include_str!("writer/hook_set.sql");
+const HOOK_CLEAR: &str = include_str!("writer/hook_clear.sql");
+const TIMER_SET: &str = include_str!("writer/timer_set.sql");
+const TIMER_CLEAR: &str = include_str!("writer/timer_clear.sql");
+const INBOX_INSERT: &str = include_str!("writer/inbox_insert.sql");
+const INBOX_HOLDER: &str = include_str!("writer/inbox_holder.sql");
+const INBOX_UPDATE: &str = include_str!("writer/inbox_update.sql");
+const SUBMISSION_INSERT: &str = include_str!("writer/submission_insert.sql");
+const SUBMISSION_HOLDER: &str = include_str!("writer/submission_holder.sql");
+const SUBMISSION_UPDATE: &str = include_str!("writer/submission_update.sql");
 const CHAIN_HEAD: &str = include_str!("writer/chain_head.sql");
 const HISTORY: &str = include_str!("writer/history.sql");
 const REPLAYED: &str = include_str!("writer/replayed.sql");
@@ -50,23 +60,6 @@ const MAX_CACHED_VERSIONS: usize = 1 << 20;
 /// to leave the `-wal` so that it can be folded into the database file.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// A message owed to a partner, claimed from the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxRow {
-    /// The message id (the partner deduplicates by it).
-    pub message_id: MessageId,
-    /// The request (stream) it belongs to.
-    pub request_id: RequestId,
-    /// The partner system.
-    pub partner: SystemId,
-    /// The message as JSON, as the projection queued it.
-    pub message: Vec<u8>,
-    /// Failed attempts so far.
-    pub attempts: u32,
-    /// Position of the event that queued it.
-    pub queued_position: GlobalPosition,
-}
-
 pub(crate) struct AppendJob<E> {
     pub stream: StreamId,
     pub expected: ExpectedVersion,
@@ -80,7 +73,9 @@ pub(crate) type CloseReply = oneshot::Sender<Result<(), StoreError>>;
 
 /// What the store sends its writer thread.
 pub(crate) enum Msg<E> {
-    Job(Job<E>),
+    /// A job, with the permit of the writer's bounded queue that its caller took: released
+    /// once the job is answered.
+    Job(Job<E>, OwnedSemaphorePermit),
     /// Commit every job queued before this one, then shut the store down.
     Close(CloseReply),
 }
@@ -91,11 +86,12 @@ pub(crate) enum Job<E> {
         now: i64,
         until: i64,
         limit: usize,
-        reply: oneshot::Sender<Result<Vec<OutboxRow>, StoreError>>,
+        reply: oneshot::Sender<Result<Vec<OwedMessage>, StoreError>>,
     },
     Failed {
         message_id: MessageId,
         retry_at: i64,
+        refused: Option<String>,
         reply: oneshot::Sender<Result<Option<u32>, StoreError>>,
     },
 }
@@ -110,6 +106,9 @@ pub(crate) struct Published {
     pub jobs: AtomicU64,
     /// Set when the writer has shut down (subscriptions end).
     pub closed: AtomicBool,
+    /// Test-only: the next commit fails as if `COMMIT` had (see
+    /// `SqliteStore::inject_commit_failure`).
+    pub inject_commit_failure: AtomicBool,
 }
 
 /// A job's outcome, sent once its transaction is committed (or failed).
@@ -119,8 +118,8 @@ enum Done {
         Result<Appended, StoreError>,
     ),
     Claim(
-        oneshot::Sender<Result<Vec<OutboxRow>, StoreError>>,
-        Result<Vec<OutboxRow>, StoreError>,
+        oneshot::Sender<Result<Vec<OwedMessage>, StoreError>>,
+        Result<Vec<OwedMessage>, StoreError>,
     ),
     Failed(
         oneshot::Sender<Result<Option<u32>, StoreError>>,
@@ -138,6 +137,18 @@ impl Done {
         }
     }
 
+    /// Refuses the job: the writer halted before it.
+    fn halt(self, reason: &str) {
+        let e = || StoreError::Halted {
+            reason: reason.to_owned(),
+        };
+        match self {
+            Self::Append(tx, _) => drop(tx.send(Err(e()))),
+            Self::Claim(tx, _) => drop(tx.send(Err(e()))),
+            Self::Failed(tx, _) => drop(tx.send(Err(e()))),
+        }
+    }
+
     fn fail(self, error: &Arc<rusqlite::Error>) {
         let e = || BackendError::Sqlite(error.clone()).into();
         match self {
@@ -145,6 +156,16 @@ impl Done {
             Self::Claim(tx, _) => drop(tx.send(Err(e()))),
             Self::Failed(tx, _) => drop(tx.send(Err(e()))),
         }
+    }
+}
+
+/// An answer that is never sent (the job is refused): fills `Done` for `Done::halt`.
+fn placeholder() -> Appended {
+    Appended {
+        first_version: Version::NONE,
+        first_position: GlobalPosition::START,
+        count: 0,
+        replayed: false,
     }
 }
 
@@ -167,6 +188,10 @@ pub(crate) struct Writer<E> {
     head: u64,
     chain: Hash,
     changes: Vec<RowChange>,
+    /// Set when a transaction failed: whether its commit reached the disk cannot be known
+    /// (a failed fsync may have lost pages), so nothing more is written until the store is
+    /// reopened (fail-stop, as redb latches `PreviousIo`).
+    halted: Option<String>,
 }
 
 /// Runs a job unless the transaction has failed already; a failure of the transaction is kept
@@ -256,6 +281,7 @@ impl<E: DomainEvent> Writer<E> {
             head,
             chain,
             changes: Vec::new(),
+            halted: None,
         })
     }
 
@@ -370,12 +396,11 @@ impl<E: DomainEvent> Writer<E> {
         let Some(projection) = projection.as_mut() else {
             return Ok(());
         };
-        let (stream_id, position) = (blob(appending.stream.0.as_uuid()), appending.position.0);
+        let request_id = appending.stream.0;
         changes.clear();
         projection.project(&mut TxHistory { conn, codec }, appending, changes)?;
         for change in changes.iter() {
-            apply_change(conn, &stream_id, i64_of(position), change)
-                .map_err(crate::error::sqlite)?;
+            apply_change(conn, request_id, change)?;
         }
         Ok(())
     }
@@ -418,22 +443,28 @@ impl<E: DomainEvent> Writer<E> {
     /// Commits batches until every sender is dropped (`None`) or a close is asked for (its
     /// reply, once every job queued before it is committed).
     fn serve(&mut self, jobs: &mpsc::Receiver<Msg<E>>) -> Option<CloseReply> {
-        fn take<E>(msg: Msg<E>, batch: &mut Vec<Job<E>>) -> Option<CloseReply> {
+        fn take<E>(
+            msg: Msg<E>,
+            batch: &mut Vec<Job<E>>,
+            permits: &mut Vec<OwnedSemaphorePermit>,
+        ) -> Option<CloseReply> {
             match msg {
-                Msg::Job(job) => {
+                Msg::Job(job, permit) => {
                     batch.push(job);
+                    permits.push(permit);
                     None
                 }
                 Msg::Close(reply) => Some(reply),
             }
         }
         let mut batch = Vec::with_capacity(self.max_batch);
+        let mut permits = Vec::with_capacity(self.max_batch);
         let mut last = 1;
         loop {
-            let mut close = take(jobs.recv().ok()?, &mut batch);
+            let mut close = take(jobs.recv().ok()?, &mut batch, &mut permits);
             while close.is_none() && batch.len() < self.max_batch {
                 match jobs.try_recv() {
-                    Ok(msg) => close = take(msg, &mut batch),
+                    Ok(msg) => close = take(msg, &mut batch, &mut permits),
                     Err(_) => break,
                 }
             }
@@ -446,7 +477,7 @@ impl<E: DomainEvent> Writer<E> {
                 while close.is_none() && batch.len() < want {
                     let left = deadline.saturating_duration_since(Instant::now());
                     match jobs.recv_timeout(left) {
-                        Ok(msg) => close = take(msg, &mut batch),
+                        Ok(msg) => close = take(msg, &mut batch, &mut permits),
                         Err(_) => break,
                     }
                 }
@@ -454,6 +485,8 @@ impl<E: DomainEvent> Writer<E> {
             if !batch.is_empty() {
                 last = batch.len();
                 self.commit(&mut batch);
+                // Answered: their callers' places in the queue are free again.
+                permits.clear();
             }
             if close.is_some() {
                 return close;
@@ -480,6 +513,16 @@ impl<E: DomainEvent> Writer<E> {
     }
 
     fn commit(&mut self, batch: &mut Vec<Job<E>>) {
+        if let Some(reason) = &self.halted {
+            for job in batch.drain(..) {
+                match job {
+                    Job::Append(a) => Done::Append(a.reply, Ok(placeholder())).halt(reason),
+                    Job::Claim { reply, .. } => Done::Claim(reply, Ok(Vec::new())).halt(reason),
+                    Job::Failed { reply, .. } => Done::Failed(reply, Ok(None)).halt(reason),
+                }
+            }
+            return;
+        }
         let mut tx = Tx {
             head: self.head,
             chain: self.chain,
@@ -505,9 +548,12 @@ impl<E: DomainEvent> Writer<E> {
                 Job::Failed {
                     message_id,
                     retry_at,
+                    refused,
                     reply,
                 } => {
-                    let r = guarded(&mut fatal, || self.failed(message_id, retry_at));
+                    let r = guarded(&mut fatal, || {
+                        self.failed(message_id, retry_at, refused.as_deref())
+                    });
                     done.push(Done::Failed(reply, r));
                 }
             }
@@ -528,12 +574,24 @@ impl<E: DomainEvent> Writer<E> {
                 .and_then(|mut s| s.execute(params![p.name(), i64_of(tx.head)]))
                 .err();
         }
+        if fatal.is_none()
+            && self
+                .published
+                .inject_commit_failure
+                .swap(false, Ordering::AcqRel)
+        {
+            fatal = Some(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC),
+                Some("injected commit failure".to_owned()),
+            ));
+        }
         if fatal.is_none() {
             fatal = self.conn.execute_batch("COMMIT").err();
         }
         if let Some(error) = fatal {
-            tracing::error!(%error, jobs = done.len(), "acm store transaction failed; rolled back");
+            tracing::error!(%error, jobs = done.len(), "acm store transaction failed; rolled back; halting");
             let _ = self.conn.execute_batch("ROLLBACK");
+            self.halted = Some(format!("transaction failed: {error}"));
             self.recover();
             let error = Arc::new(error);
             for d in done {
@@ -807,90 +865,153 @@ impl<E: DomainEvent> Writer<E> {
         now: i64,
         until: i64,
         limit: usize,
-    ) -> rusqlite::Result<Result<Vec<OutboxRow>, StoreError>> {
+    ) -> rusqlite::Result<Result<Vec<OwedMessage>, StoreError>> {
         let mut stmt = self.conn.prepare_cached(OUTBOX_CLAIM)?;
         let mut rows = stmt.query(params![now, until, i64_of(limit as u64)])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             // A row that does not decode is set aside (it stays claimed for the lease and is
             // logged each time), so it cannot hold up the messages behind it.
-            if let Some(r) = outbox_row(row) {
+            if let Some(r) = owed_message(row) {
                 out.push(r);
             } else {
                 tracing::error!("an outbox row does not decode; skipped");
             }
         }
-        out.sort_unstable_by_key(|r| r.queued_position);
-        Ok(Ok(out))
+        // RETURNING yields rows in no promised order.
+        out.sort_unstable_by_key(|(queued_at, m)| (*queued_at, m.message_id));
+        Ok(Ok(out.into_iter().map(|(_, m)| m).collect()))
     }
 
     fn failed(
         &self,
         message_id: MessageId,
         retry_at: i64,
+        refused: Option<&str>,
     ) -> rusqlite::Result<Result<Option<u32>, StoreError>> {
         let attempts: Option<i64> = self
             .conn
             .prepare_cached(OUTBOX_FAILED)?
-            .query_row(params![&blob(message_id.as_uuid())[..], retry_at], |r| {
-                r.get(0)
-            })
+            .query_row(
+                params![&blob(message_id.as_uuid())[..], retry_at, refused],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(Ok(attempts.map(|a| u32::try_from(a).unwrap_or(u32::MAX))))
     }
 }
 
-fn outbox_row(row: &rusqlite::Row<'_>) -> Option<OutboxRow> {
+fn owed_message(row: &rusqlite::Row<'_>) -> Option<(i64, OwedMessage)> {
     let id = |i| -> Option<uuid::Uuid> {
         uuid::Uuid::from_slice(row.get_ref(i).ok()?.as_blob().ok()?).ok()
     };
-    Some(OutboxRow {
-        message_id: MessageId::from_uuid(id(0)?).ok()?,
-        request_id: RequestId::from_uuid(id(1)?).ok()?,
-        partner: row.get_ref(2).ok()?.as_str().ok()?.parse().ok()?,
-        message: row.get(3).ok()?,
-        attempts: u32::try_from(row.get::<_, i64>(4).ok()?).ok()?,
-        queued_position: GlobalPosition(row.get::<_, i64>(5).ok()?.cast_unsigned()),
-    })
+    Some((
+        row.get::<_, i64>(4).ok()?,
+        OwedMessage {
+            message_id: MessageId::from_uuid(id(0)?).ok()?,
+            request_id: RequestId::from_uuid(id(1)?).ok()?,
+            partner: row.get_ref(2).ok()?.as_str().ok()?.parse().ok()?,
+            attempts: u32::try_from(row.get::<_, i64>(3).ok()?).ok()?,
+        },
+    ))
+}
+
+fn timer_kind(kind: TimerKind) -> &'static str {
+    match kind {
+        TimerKind::Expiry => "expiry",
+        TimerKind::SendDeadline => "send_deadline",
+    }
+}
+
+/// Inserts a claimed key's row with `insert`; when the key is held already (told by the
+/// primary key's extended result code), the holder is read with `holder`: this request's own
+/// row is updated with `update`, another request's is [`StoreError::Taken`].
+fn claim_key(
+    conn: &Connection,
+    request_id: RequestId,
+    sql: [&str; 3],
+    key: &[&dyn rusqlite::ToSql],
+    digest: &[u8],
+    claim: impl FnOnce() -> Claim,
+) -> Result<(), StoreError> {
+    let [insert, holder, update] = sql;
+    let id = blob(request_id.as_uuid());
+    let mut values: Vec<&dyn rusqlite::ToSql> = key.to_vec();
+    values.push(&id);
+    values.push(&digest);
+    let inserted = conn
+        .prepare_cached(insert)
+        .and_then(|mut s| s.execute(values.as_slice()));
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if violation(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+            let held: Vec<u8> = conn
+                .prepare_cached(holder)
+                .and_then(|mut s| s.query_row(key, |r| r.get(0)))
+                .map_err(crate::error::sqlite)?;
+            if held.as_slice() != id.as_slice() {
+                return Err(StoreError::Taken(claim()));
+            }
+            conn.prepare_cached(update)
+                .and_then(|mut s| s.execute(values.as_slice()))
+                .map(drop)
+                .map_err(crate::error::sqlite)
+        }
+        Err(e) => Err(crate::error::sqlite(e)),
+    }
 }
 
 fn apply_change(
     conn: &Connection,
-    stream_id: &[u8; 16],
-    position: i64,
+    request_id: RequestId,
     change: &RowChange,
-) -> rusqlite::Result<usize> {
+) -> Result<(), StoreError> {
+    let id = blob(request_id.as_uuid());
+    let run = |sql: &str, values: &[&dyn rusqlite::ToSql]| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute(values))
+            .map(drop)
+            .map_err(crate::error::sqlite)
+    };
     match change {
-        RowChange::PendingAdd { user } => conn.prepare_cached(PENDING_ADD)?.execute(params![
-            user.as_str(),
-            &stream_id[..],
-            position
-        ]),
-        RowChange::PendingRemove { user } => conn
-            .prepare_cached(PENDING_REMOVE)?
-            .execute(params![user.as_str(), &stream_id[..]]),
-        RowChange::OutboxQueue {
-            message_id,
-            partner,
-            message,
-        } => conn.prepare_cached(OUTBOX_QUEUE)?.execute(params![
-            &blob(message_id.as_uuid())[..],
-            &stream_id[..],
-            partner.as_str(),
-            message,
-            position
-        ]),
-        RowChange::OutboxSettle { message_id } => conn
-            .prepare_cached(OUTBOX_SETTLE)?
-            .execute(params![&blob(message_id.as_uuid())[..], position]),
-        RowChange::InboxRecord { message_id, sender } => {
-            conn.prepare_cached(INBOX_RECORD)?.execute(params![
-                &blob(message_id.as_uuid())[..],
-                sender.as_str(),
-                &stream_id[..],
-                position
-            ])
-        }
+        RowChange::PendingAdd(user) => run(PENDING_ADD, &[&user.as_str(), &id]),
+        RowChange::PendingRemove(user) => run(PENDING_REMOVE, &[&user.as_str(), &id]),
+        RowChange::OutboxQueue { queued, at } => run(
+            OUTBOX_QUEUE,
+            &[
+                &blob(queued.message_id.as_uuid()),
+                &id,
+                &queued.partner.as_str(),
+                &nanos_saturating(*at),
+            ],
+        ),
+        RowChange::OutboxSettle(message_id) => run(OUTBOX_SETTLE, &[&blob(message_id.as_uuid())]),
+        RowChange::Hook(true) => run(HOOK_SET, &[&id]),
+        RowChange::Hook(false) => run(HOOK_CLEAR, &[&id]),
+        RowChange::Timer(Some(timer)) => run(
+            TIMER_SET,
+            &[&id, &timer_kind(timer.kind), &nanos_saturating(timer.since)],
+        ),
+        RowChange::Timer(None) => run(TIMER_CLEAR, &[&id]),
+        RowChange::Inbox(entry) => claim_key(
+            conn,
+            request_id,
+            [INBOX_INSERT, INBOX_HOLDER, INBOX_UPDATE],
+            &[&blob(entry.message_id.as_uuid())],
+            &entry.digest.0,
+            || Claim::Message(entry.message_id),
+        ),
+        RowChange::Submission(entry) => claim_key(
+            conn,
+            request_id,
+            [SUBMISSION_INSERT, SUBMISSION_HOLDER, SUBMISSION_UPDATE],
+            &[&entry.requester.as_str(), &entry.key.as_str()],
+            &entry.digest.0,
+            || Claim::Submission {
+                requester: entry.requester.clone(),
+                key: entry.key.clone(),
+            },
+        ),
     }
 }
 

@@ -1,9 +1,9 @@
--- Claims due rows for a lease: until it ends, another relay pass does not send them again.
-UPDATE outbox SET not_before = ?2
+-- Claims due rows for a lease: until it ends, no other claim takes them.
+UPDATE outbox SET claimed_until = ?2
 WHERE message_id IN (
     SELECT message_id FROM outbox
-    WHERE settled_position IS NULL AND not_before <= ?1
-    ORDER BY not_before, queued_position
+    WHERE (retry_at IS NULL OR retry_at <= ?1) AND (claimed_until IS NULL OR claimed_until <= ?1)
+    ORDER BY queued_at, message_id
     LIMIT ?3
 )
-RETURNING message_id, stream_id, partner, message, attempts, queued_position
+RETURNING message_id, request_id, partner, attempts, queued_at

@@ -1,3 +1,3 @@
-UPDATE outbox SET attempts = attempts + 1, not_before = ?2
-WHERE message_id = ?1 AND settled_position IS NULL
+UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, retry_at = ?2, refused = ?3
+WHERE message_id = ?1
 RETURNING attempts

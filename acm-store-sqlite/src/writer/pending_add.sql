@@ -1,2 +1,2 @@
-INSERT INTO pending (mc_service_id, stream_id, since_position) VALUES (?1, ?2, ?3)
-ON CONFLICT (mc_service_id, stream_id) DO NOTHING
+INSERT INTO pending (mc_service_id, request_id) VALUES (?1, ?2)
+ON CONFLICT (mc_service_id, request_id) DO NOTHING

@@ -1,1 +1,1 @@
-DELETE FROM pending WHERE mc_service_id = ?1 AND stream_id = ?2
+DELETE FROM pending WHERE mc_service_id = ?1 AND request_id = ?2

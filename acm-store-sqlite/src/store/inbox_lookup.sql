@@ -1,1 +1,0 @@
-SELECT position FROM inbox WHERE message_id = ?1

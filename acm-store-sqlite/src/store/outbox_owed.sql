@@ -1,1 +1,0 @@
-SELECT count(*) FROM outbox WHERE settled_position IS NULL

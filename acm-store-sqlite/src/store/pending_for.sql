@@ -1,2 +1,0 @@
--- Stream ids are UUID v7: ordered by them, the oldest request comes first.
-SELECT stream_id FROM pending WHERE mc_service_id = ?1 ORDER BY stream_id

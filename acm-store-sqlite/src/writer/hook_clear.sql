@@ -1,0 +1,1 @@
+DELETE FROM hooks WHERE request_id = ?1

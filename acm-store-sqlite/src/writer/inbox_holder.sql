@@ -1,0 +1,1 @@
+SELECT request_id FROM inbox WHERE message_id = ?1

@@ -1,0 +1,1 @@
+DELETE FROM timers WHERE request_id = ?1
