@@ -194,6 +194,7 @@ fn primary_commands(ids: &dyn IdSource) -> [Command; 4] {
         Command::DeliverResponse {
             to: alice(),
             response: true,
+            undeliverable: false,
             withdrawal_outcome: false,
         },
     ]

@@ -55,9 +55,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use acm_core::id::{GlobalPosition, GroupId, McServiceId, MessageId, RequestId, SystemId, Version};
-use acm_core::request::{AcmRequest, AcmRequestBody, Target};
-use acm_core::store::{Actor, CausationId, EventStore, ExpectedVersion, NewEvent};
+use acm_core::{GlobalPosition, GroupId, McServiceId, MessageId, RequestId, SystemId, Version};
+use acm_core::{AcmRequest, AcmRequestBody, Target};
+use acm_core::{Actor, CausationId, EventStore, ExpectedVersion, NewEvent};
 use acm_core::testkit::conformance::{TestEvent, event, event_id, stream};
 use acm_core::{AcmStore, Event};
 use acm_store_sqlite::SqliteStore;
@@ -202,7 +202,7 @@ fn fs_type(dir: &Path) -> String {
 // ------------------------------------------------------------------------ test events, rows
 
 /// Event number `id` of stream `s`.
-fn test_event(s: acm_core::id::StreamId, id: u64) -> NewEvent<TestEvent> {
+fn test_event(s: acm_core::StreamId, id: u64) -> NewEvent<TestEvent> {
     let mut e = event(s, id, id);
     e.payload.text = format!("{FILLER} #{id}");
     e

@@ -89,7 +89,7 @@ pub enum BackupError {
 ///
 /// ```
 /// # futures_executor::block_on(async {
-/// use acm_core::store::{EventStore, ExpectedVersion};
+/// use acm_core::{EventStore, ExpectedVersion};
 /// use acm_core::testkit::conformance::{event, stream, TestEvent};
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = acm_store_sqlite::SqliteStore::<TestEvent>::open(dir.path().join("acm.db")).unwrap();

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use acm_core::store::StoreError;
+use acm_core::StoreError;
 
 /// Why [`SqliteStore::open`](crate::SqliteStore::open) (or [`verify_file`](crate::verify_file))
 /// refused a path. In every case nothing was written to the file.

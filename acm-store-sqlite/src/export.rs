@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use acm_core::audit::{EventMeta, ExportError, ExportSummary, ExportWriter};
-use acm_core::id::{EventId, GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
-use acm_core::store::{Actor, CausationId, StoreError};
+use acm_core::{EventId, GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
+use acm_core::{Actor, CausationId, StoreError};
 use chrono::DateTime;
 use rusqlite::Connection;
 use uuid::Uuid;
@@ -41,7 +41,7 @@ pub enum ExportFileError {
 ///
 /// ```
 /// use acm_core::testkit::conformance::{event, stream, TestEvent};
-/// use acm_core::store::{EventStore, ExpectedVersion};
+/// use acm_core::{EventStore, ExpectedVersion};
 /// # futures_executor::block_on(async {
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("acm.db");

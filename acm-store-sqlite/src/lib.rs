@@ -8,7 +8,7 @@
 //!   transaction was committing and runs them in one `BEGIN IMMEDIATE` transaction, each in
 //!   its own savepoint (each caller gets its own result, conflicts included). Reads run on
 //!   reader threads with their own connections; async callers only await channels.
-//! - **Every guarantee of [`EventStore`](acm_core::store::EventStore)**, checked by the
+//! - **Every guarantee of [`EventStore`](acm_core::EventStore)**, checked by the
 //!   conformance suite of `acm_core::testkit`: expected versions, typed conflicts (constraint
 //!   violations are told apart by `SQLite`'s extended result codes), idempotent re-append by
 //!   event id backed by a unique index, contiguous versions, a gap-free global position in
@@ -27,7 +27,7 @@
 //!
 //! ```
 //! use acm_core::testkit::conformance::{event, stream, TestEvent};
-//! use acm_core::store::{EventStore, ExpectedVersion};
+//! use acm_core::{EventStore, ExpectedVersion};
 //! use acm_store_sqlite::SqliteStore;
 //! # futures_executor::block_on(async {
 //! let dir = tempfile::tempdir().unwrap();

@@ -5,11 +5,11 @@
 //! request holds) is refused alone.
 
 use acm_core::McServiceId;
-use acm_core::event::Event;
-use acm_core::id::MessageId;
-use acm_core::id::{GlobalPosition, StreamId, Version};
-use acm_core::lifecycle::{RequestState, evolve};
-use acm_core::store::{NewEvent, StoreError};
+use acm_core::Event;
+use acm_core::MessageId;
+use acm_core::{GlobalPosition, StreamId, Version};
+use acm_core::{RequestState, evolve};
+use acm_core::{NewEvent, StoreError};
 use acm_core::views::{self, InboxEntry, Queued, SubmissionEntry, Timer};
 use chrono::{DateTime, Utc};
 use foldhash::HashMap;

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
-use acm_core::event::Event;
-use acm_core::id::{GlobalPosition, StreamId, Version};
-use acm_core::store::{
+use acm_core::Event;
+use acm_core::{GlobalPosition, StreamId, Version};
+use acm_core::{
     Appended, DomainEvent, Envelope, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
 };
 use async_trait::async_trait;
@@ -135,8 +135,8 @@ impl<E> Drop for Inner<E> {
 /// writer thread, reader threads, a hash chain over the log. Cheap to clone (a handle).
 ///
 /// ```
-/// use acm_core::id::GlobalPosition;
-/// use acm_core::store::EventStore;
+/// use acm_core::GlobalPosition;
+/// use acm_core::EventStore;
 /// use acm_core::Event;
 /// use acm_store_sqlite::SqliteStore;
 /// let dir = tempfile::tempdir().unwrap();
@@ -592,7 +592,7 @@ impl<E: DomainEvent> EventStore<E> for SqliteStore<E> {
 ///
 /// ```
 /// # futures_executor::block_on(async {
-/// use acm_core::store::{EventStore, ExpectedVersion};
+/// use acm_core::{EventStore, ExpectedVersion};
 /// use acm_core::testkit::conformance::{event, stream, TestEvent};
 /// let dir = tempfile::tempdir().unwrap();
 /// let path = dir.path().join("acm.db");

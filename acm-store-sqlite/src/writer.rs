@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use acm_core::id::{EventId, GlobalPosition, MessageId, RequestId, StreamId, Version};
-use acm_core::store::{Appended, DomainEvent, ExpectedVersion, NewEvent, StoreError};
+use acm_core::{EventId, GlobalPosition, MessageId, RequestId, StreamId, Version};
+use acm_core::{Appended, DomainEvent, ExpectedVersion, NewEvent, StoreError};
 use acm_core::views::{Claim, OwedMessage, TimerKind};
 use foldhash::HashMap;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
@@ -367,7 +367,7 @@ impl<E: DomainEvent> Writer<E> {
     }
 
     /// Projects one stored event (catching up).
-    fn project_stored(&mut self, e: acm_core::store::Envelope<E>) -> Result<(), StoreError> {
+    fn project_stored(&mut self, e: acm_core::Envelope<E>) -> Result<(), StoreError> {
         let event = NewEvent {
             event_id: e.event_id,
             correlation_id: e.correlation_id,

@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use acm_core::Event;
-use acm_core::id::{McServiceId, MessageId, RequestId, StreamId, SystemId, Version};
-use acm_core::lifecycle::{Command, RequestState, decide, evolve};
-use acm_core::message::PartnerMessage;
-use acm_core::ports::OutboxLedger;
-use acm_core::request::{Decision, Target};
-use acm_core::store::{Actor, Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
+use acm_core::{McServiceId, MessageId, RequestId, StreamId, SystemId, Version};
+use acm_core::{Command, RequestState, decide, evolve};
+use acm_core::PartnerMessage;
+use acm_core::OutboxLedger;
+use acm_core::{Decision, Target};
+use acm_core::{Actor, Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
 use acm_core::testkit::intercept::{Append, Intercepted};
 use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, id};
 use acm_store_sqlite::SqliteStore;
@@ -171,16 +171,16 @@ async fn systems(dir: &TempDir) -> Systems {
     .unwrap()
 }
 
-async fn log(store: &SqliteStore<Event>) -> Vec<acm_core::store::Envelope<Event>> {
+async fn log(store: &SqliteStore<Event>) -> Vec<acm_core::Envelope<Event>> {
     let mut out = Vec::new();
-    let mut events = store.read_all(acm_core::id::GlobalPosition::START);
+    let mut events = store.read_all(acm_core::GlobalPosition::START);
     while let Some(e) = events.next().await {
         out.push(e.unwrap());
     }
     out
 }
 
-fn message_ids(log: &[acm_core::store::Envelope<Event>], want: &str) -> Vec<MessageId> {
+fn message_ids(log: &[acm_core::Envelope<Event>], want: &str) -> Vec<MessageId> {
     log.iter()
         .filter_map(|e| match (&e.payload, want) {
             (Event::Forwarded { message_id, .. }, "forwarded")
@@ -323,7 +323,7 @@ trait ClockNow {
 
 impl ClockNow for Systems {
     fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
-        use acm_core::ports::Clock;
+        use acm_core::Clock;
         self.clock.now()
     }
 }
@@ -336,7 +336,7 @@ async fn owed_request(
     RequestId,
     PartnerMessage,
     MessageId,
-    Arc<acm_core::request::AcmRequest>,
+    Arc<acm_core::AcmRequest>,
 ) {
     let request = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
     let (_, message) = sys.a.server.state(request).unwrap().outbound().unwrap();
@@ -389,7 +389,7 @@ fn a_message_id_reused_for_another_request_is_refused_and_the_inbox_is_unchanged
         let other: RequestId = id("01900000-0000-7000-8000-00000000c1de");
         let reused = PartnerMessage::Request {
             message_id: *message_id,
-            request: Arc::new(acm_core::request::AcmRequest {
+            request: Arc::new(acm_core::AcmRequest {
                 request_id: other,
                 ..(**first).clone()
             }),
@@ -466,7 +466,7 @@ fn projections_survive_a_reopen_and_follow_later_appends() {
             let batch = decided
                 .iter()
                 .map(|payload| NewEvent {
-                    event_id: acm_core::id::EventId::from_uuid(uuid::Uuid::now_v7()).unwrap(),
+                    event_id: acm_core::EventId::from_uuid(uuid::Uuid::now_v7()).unwrap(),
                     correlation_id: request,
                     causation_id: None,
                     actor: Actor::User(bob()),

@@ -4,8 +4,8 @@
 
 mod support;
 
-use acm_core::id::{GlobalPosition, Version};
-use acm_core::store::{Appended, Envelope, EventStore, ExpectedVersion, StoreError};
+use acm_core::{GlobalPosition, Version};
+use acm_core::{Appended, Envelope, EventStore, ExpectedVersion, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use acm_store_memory::MemoryStore;
 use futures_util::StreamExt;
@@ -62,7 +62,7 @@ fn op() -> impl Strategy<Value = Op> {
 enum Outcome {
     Appended(Appended),
     Conflict { actual: Version },
-    IdempotencyConflict(acm_core::id::EventId),
+    IdempotencyConflict(acm_core::EventId),
     Other(String),
 }
 
@@ -75,7 +75,7 @@ fn outcome(r: Result<Appended, StoreError>) -> Outcome {
     }
 }
 
-async fn collect(mut s: acm_core::store::EventStream<'_, TestEvent>) -> Vec<Envelope<TestEvent>> {
+async fn collect(mut s: acm_core::EventStream<'_, TestEvent>) -> Vec<Envelope<TestEvent>> {
     let mut out = Vec::new();
     while let Some(e) = s.next().await {
         out.push(e.unwrap());

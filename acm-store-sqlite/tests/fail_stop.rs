@@ -5,8 +5,8 @@
 
 mod support;
 
-use acm_core::id::{GlobalPosition, Version};
-use acm_core::store::{EventStore, ExpectedVersion, StoreError};
+use acm_core::{GlobalPosition, Version};
+use acm_core::{EventStore, ExpectedVersion, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use acm_store_sqlite::SqliteStore;
 use futures_executor::block_on;

@@ -6,8 +6,8 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use acm_core::id::{GlobalPosition, Version};
-use acm_core::store::{EventStore, ExpectedVersion, StoreError};
+use acm_core::{GlobalPosition, Version};
+use acm_core::{EventStore, ExpectedVersion, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use futures_util::StreamExt;
 

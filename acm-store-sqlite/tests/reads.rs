@@ -4,8 +4,8 @@
 
 mod support;
 
-use acm_core::id::{GlobalPosition, Version};
-use acm_core::store::{EventStore, ExpectedVersion};
+use acm_core::{GlobalPosition, Version};
+use acm_core::{EventStore, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use futures_util::StreamExt;
 use support::TempStore;
@@ -101,7 +101,7 @@ async fn a_hole_in_the_log_is_an_error_not_a_repeat() {
         "{} items",
         read.len()
     );
-    let Err(acm_core::store::StoreError::Backend(e)) = &read[0] else {
+    let Err(acm_core::StoreError::Backend(e)) = &read[0] else {
         unreachable!()
     };
     assert!(

@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use acm_core::id::{GlobalPosition, Version};
-use acm_core::store::{Envelope, EventStore, EventStream, ExpectedVersion};
+use acm_core::{GlobalPosition, Version};
+use acm_core::{Envelope, EventStore, EventStream, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use futures_util::StreamExt;
 

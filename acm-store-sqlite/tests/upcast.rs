@@ -2,8 +2,8 @@
 //! and reach the current event type through a chain of raw-JSON transforms.
 #![allow(clippy::unwrap_used)]
 
-use acm_core::id::{GlobalPosition, Version};
-use acm_core::store::{DomainEvent, EventStore, ExpectedVersion, NewEvent, StoreError};
+use acm_core::{GlobalPosition, Version};
+use acm_core::{DomainEvent, EventStore, ExpectedVersion, NewEvent, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use acm_store_sqlite::{BackendError, SqliteOptions, SqliteStore, Upcasters};
 use futures_util::StreamExt;
@@ -48,7 +48,7 @@ fn upcasters() -> Upcasters {
 
 async fn all<E: DomainEvent>(
     store: &SqliteStore<E>,
-) -> Vec<Result<acm_core::store::Envelope<E>, StoreError>> {
+) -> Vec<Result<acm_core::Envelope<E>, StoreError>> {
     store.read_all(GlobalPosition::START).collect().await
 }
 

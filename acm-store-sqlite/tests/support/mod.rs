@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use acm_core::id::Version;
-use acm_core::store::{DomainEvent, EventStore, ExpectedVersion};
+use acm_core::Version;
+use acm_core::{DomainEvent, EventStore, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use acm_core::testkit::intercept::{Intercepted, Passthrough};
 use acm_store_sqlite::{SqliteOptions, SqliteStore};
