@@ -129,14 +129,13 @@ pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failur
     let sys = TwoSystems::with_stores(
         |c| c,
         |system| {
-            let store = opened
+            opened
                 .iter()
                 .find(|(name, _)| *name == system.as_str())
                 .map_or_else(
                     || unreachable!("the fixture has systems A and B only"),
                     |(_, store)| store.clone(),
-                );
-            store
+                )
         },
     )
     .await

@@ -13,9 +13,12 @@ fn config() -> ServerConfig {
     ServerConfig::new("mc-a.example".parse().unwrap())
 }
 
+/// A configuration and the error it must get.
+type Case = (ServerConfig, fn(&ConfigError) -> bool);
+
 #[test]
 fn every_setting_out_of_range_is_named() {
-    let cases: Vec<(ServerConfig, fn(&ConfigError) -> bool)> = vec![
+    let cases: Vec<Case> = vec![
         (
             ServerConfig {
                 pending_ttl: Some(Duration::zero()),

@@ -29,19 +29,19 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use acm_core::ManualClock;
-use acm_core::audit::replay;
 use acm_core::StaticDirectory;
-use acm_core::{MessageId, RequestId, SystemId};
-use acm_core::{Command, ReceiptFacts};
-use acm_core::{IdSource, Ids, SequentialIds};
+use acm_core::audit::replay;
 use acm_core::{
     AcmRequest, AcmRequestBody, AcmResponse, Decision, Limits, Outcome, Processing, Responder,
     Target,
 };
-use acm_core::{Actor, CausationId, Envelope, EventStore};
 use acm_core::{
     AcmServer, Event, PendingItem, Ports, RequestState, ServerConfig, Submission, decide, evolve,
 };
+use acm_core::{Actor, CausationId, Envelope, EventStore};
+use acm_core::{Command, ReceiptFacts};
+use acm_core::{IdSource, Ids, SequentialIds};
+use acm_core::{MessageId, RequestId, SystemId};
 use acm_store_memory::fixture::{TwoSystems, alice, bob, groups, id, provision};
 use acm_store_memory::{InProcessNetwork, MemoryAcmStore};
 use chrono::{DateTime, Utc};

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
-use acm_core::{ComposedDirectory, StaticDirectory};
-use acm_core::{McServiceId, SystemId};
+use acm_core::Decision::Accept;
 use acm_core::PendingItem;
 use acm_core::{AcceptanceHook as Hook, Directory, HookError, Lookup, Recipients};
-use acm_core::Decision::Accept;
 use acm_core::{AcmRequest, AcmRequestKind, AcmResponse, Target, VerificationFailure};
 use acm_core::{AcmServer, Ports, ServerConfig, Session, Submission};
+use acm_core::{ComposedDirectory, StaticDirectory};
+use acm_core::{McServiceId, SystemId};
 use acm_store_memory::{InProcessNetwork, MemoryAcmStore};
 use async_trait::async_trait;
 

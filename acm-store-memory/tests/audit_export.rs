@@ -9,9 +9,9 @@ use acm_core::audit::{
     verify_export,
 };
 use acm_core::chain;
-use acm_core::{GlobalPosition, RequestId};
 use acm_core::{Decision, Target};
 use acm_core::{Envelope, Event, PendingItem};
+use acm_core::{GlobalPosition, RequestId};
 use acm_store_memory::fixture::{TwoSystems, alice, bob};
 use chrono::Duration;
 use futures_executor::block_on;

@@ -12,18 +12,18 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use acm_core::audit::replay;
-use acm_core::{Closure, DomainError};
-use acm_core::{GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
-use acm_core::{Authorization, RequestState, Verification, Withdrawal};
 use acm_core::PartnerAck;
 use acm_core::PendingItem;
+use acm_core::ServiceError;
+use acm_core::audit::replay;
 use acm_core::{
     AcmRequestKind, AcmResponse, AuthorizationRefusal, Decision, MAX_REASON_LEN, Outcome,
     Processing, RejectionReason, Responder, Target, VerificationFailure,
 };
-use acm_core::ServiceError;
 use acm_core::{AcmServer, Event, Session};
+use acm_core::{Authorization, RequestState, Verification, Withdrawal};
+use acm_core::{Closure, DomainError};
+use acm_core::{GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
 use acm_store_memory::MemoryAcmStore;
 use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, duty_officer, id, provision};
 use chrono::{DateTime, Duration, Utc};

@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use acm_core::Event;
-use acm_core::{McServiceId, MessageId, RequestId, StreamId, SystemId, Version};
-use acm_core::{Command, RequestState, decide, evolve};
-use acm_core::PartnerMessage;
 use acm_core::OutboxLedger;
-use acm_core::{Decision, Target};
-use acm_core::{Actor, Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
+use acm_core::PartnerMessage;
 use acm_core::testkit::intercept::{Append, Intercepted};
+use acm_core::{Actor, Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
+use acm_core::{Command, RequestState, decide, evolve};
+use acm_core::{Decision, Target};
+use acm_core::{McServiceId, MessageId, RequestId, StreamId, SystemId, Version};
 use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, id};
 use acm_store_sqlite::SqliteStore;
 use async_trait::async_trait;

@@ -8,11 +8,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use acm_core::audit::{LineBreak, LineBreakKind, export_log, verify_export};
+use acm_core::EventStore;
 use acm_core::GlobalPosition;
 use acm_core::OutboxLedger;
+use acm_core::audit::{LineBreak, LineBreakKind, export_log, verify_export};
 use acm_core::{Decision, Target};
-use acm_core::EventStore;
 use acm_core::{Envelope, Event};
 use acm_store_memory::MemoryStore;
 use acm_store_memory::fixture::{TwoSystems, alice, bob};

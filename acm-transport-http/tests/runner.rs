@@ -49,7 +49,7 @@ async fn a_user_at_one_server_is_told_of_a_request_another_server_stored() {
     );
     let session = second.log_on(&bob()).await.unwrap();
     assert!(session.try_next().is_none());
-    let runner = Runner::start(second.clone(), Duration::from_secs(3600));
+    let runner = Runner::start(second.clone(), Duration::from_hours(1));
     tokio::time::sleep(Duration::from_millis(20)).await;
     let id = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
     sys.a.server.relay().await.unwrap();

@@ -52,12 +52,12 @@ impl Step {
         match event {
             Event::Submitted { .. } => Self::Submit,
             Event::Authorized | Event::AuthorizationRefused { .. } => Self::Authorize,
-            Event::Forwarded { .. } => Self::Forward,
+            Event::Forwarded { .. } | Event::Undeliverable => Self::Forward,
             Event::PartnerStored { .. } => Self::PartnerAck,
             Event::ResponseReceived { .. } => Self::StoreResponse,
-            Event::ResponseDelivered { .. } => Self::DeliverResponse,
-            Event::Undeliverable => Self::Forward,
-            Event::UndeliverableDelivered { .. } => Self::DeliverResponse,
+            Event::ResponseDelivered { .. } | Event::UndeliverableDelivered { .. } => {
+                Self::DeliverResponse
+            }
             Event::WithdrawalRequested { .. }
             | Event::WithdrawalRefused
             | Event::Withdrawn

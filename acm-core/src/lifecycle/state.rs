@@ -34,6 +34,8 @@ pub enum Withdrawal {
 }
 
 /// One request as the primary ACM server sees it.
+// Each flag is a distinct fact recorded by its own event (see `PartnerState`).
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrimaryState {
     /// The request.

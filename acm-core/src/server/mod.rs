@@ -70,6 +70,9 @@ impl AcmServer {
     /// Opens a server on `store`. Nothing is read: the store's views hold what the server
     /// works from, so this is also how a server restarts, in the same time whatever the log
     /// holds. A configuration out of range is refused ([`ServiceError::Config`]).
+    // Async although it awaits nothing today: opening on a store is an async operation for
+    // callers, so a check of the store at open (its schema, its head) stays compatible.
+    #[allow(clippy::unused_async)]
     pub async fn open(
         config: ServerConfig,
         ports: Ports,

@@ -114,6 +114,7 @@ fn request(n: u64) -> Arc<AcmRequest> {
 }
 
 /// The command `step` stands for, for the request it names.
+#[allow(clippy::too_many_lines)] // one arm per step
 pub fn command(step: &Step, state: &RequestState) -> (u64, Command) {
     let later = t0() + Duration::days(400);
     match step {
@@ -538,11 +539,11 @@ pub async fn message_ids_are_claimed_once<S: AcmStore + ?Sized>(store: &S) {
         "a reused message id is taken: {result:?}"
     );
     assert_eq!(store.head().await.unwrap_or_else(|e| panic!("{e}")), head);
-    let held = store
+    let owner = store
         .received(message_id(1, 1))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(held.map(|e| e.request_id), Some(request_id(1)));
+    assert_eq!(owner.map(|e| e.request_id), Some(request_id(1)));
 }
 
 /// One requester's idempotency key names one request.
@@ -557,11 +558,11 @@ pub async fn submission_keys_are_claimed_once<S: AcmStore + ?Sized>(store: &S) {
     .await;
     assert_eq!(appends, 1, "the second submission with the key is taken");
     let key = parse::<IdempotencyKey>("key-7");
-    let held = store
+    let holder = store
         .submission(&alice(), &key)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(held.map(|e| e.request_id), Some(request_id(0)));
+    assert_eq!(holder.map(|e| e.request_id), Some(request_id(0)));
     let other = store
         .submission(&bob(), &key)
         .await
