@@ -4,11 +4,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use acm_core::audit::{export_log, summary};
+use acm_core::testkit::fixture::{System, TwoSystems, alice, bob, provision};
 use acm_core::{
     AcmStore, Decision, Envelope, Event, EventStore, GlobalPosition, PendingItem, Session,
     StoreError, SystemId, Target,
 };
-use acm_store_memory::fixture::{System, TwoSystems, alice, bob, provision};
+use acm_store_memory::MemoryAcmStore;
 use acm_store_sqlite::SqliteAcmStore;
 use chrono::Duration;
 
@@ -113,7 +114,7 @@ pub fn check(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failure> {
 /// Plays the demo on memory stores, or on new SQLite stores in `db`.
 pub async fn play(export: Option<&Path>, db: Option<&Path>) -> Result<(), Failure> {
     let Some(dir) = db else {
-        let sys = TwoSystems::new().await.map_err(err)?;
+        let sys = TwoSystems::<MemoryAcmStore>::new().await.map_err(err)?;
         run(&sys).await?;
         if let Some(dir) = export {
             export_memory(dir, [&sys.a, &sys.b]).await?;

@@ -1,11 +1,16 @@
-//! Test support for acm and for adapter crates (feature `testkit`): the event store
-//! conformance suite, given/when/then helpers for deciders, a store whose appends a test
-//! controls, and recording test doubles.
+//! Test support for acm and for adapter crates (feature `testkit`): the conformance suites of
+//! the event store and the ACM store ([`conformance`], [`acm`]), given/when/then helpers for
+//! deciders ([`gwt`]), proptest [`strategies`], a store whose appends a test controls
+//! ([`intercept`]), the in-process network between servers ([`network`]), two interconnected
+//! systems ready to run the procedure on any store ([`fixture`]), and a recording hook.
 
 pub mod acm;
 pub mod conformance;
+pub mod fixture;
 pub mod gwt;
+mod hook;
 pub mod intercept;
+pub mod network;
 pub mod strategies;
 
 pub use crate::clock::ManualClock;
@@ -14,3 +19,5 @@ pub use crate::server::execute;
 /// that a crate using them needs no executor of its own).
 pub use futures_executor::block_on;
 pub use gwt::given;
+pub use hook::RecordingHook;
+pub use network::InProcessNetwork;

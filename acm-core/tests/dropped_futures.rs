@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use acm_core::testkit::acm::{assert_views_read_only, expected_views};
+use acm_core::testkit::fixture::TwoSystems;
 use acm_core::testkit::intercept::{Append, Intercepted};
 use acm_core::{
     AcmStore, Appended, Decision, Event, EventStore, ExpectedVersion, NewEvent, RequestState,
     StoreError, StreamId, Target, evolve,
 };
 use acm_store_memory::MemoryAcmStore;
-use acm_store_memory::fixture::{TwoSystems, bob};
+use acm_store_memory::fixture::bob;
 use futures_util::StreamExt;
 use futures_util::task::noop_waker;
 use proptest::prelude::*;

@@ -4,11 +4,11 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
 
-use acm_core::PartnerAck;
-use acm_core::PartnerMessage;
-use acm_core::SystemId;
-use acm_core::{PartnerInbox, ServiceError};
-use acm_core::{PartnerProblem, PartnerTransport, TransportError};
+use crate::PartnerAck;
+use crate::PartnerMessage;
+use crate::SystemId;
+use crate::{PartnerInbox, ServiceError};
+use crate::{PartnerProblem, PartnerTransport, TransportError};
 use async_trait::async_trait;
 use std::time::Duration;
 

@@ -1,7 +1,9 @@
 //! Two interconnected MC systems in one process, ready to run the procedure: system A
 //! (`mc-a.example`, the primary) and system B (`mc-b.example`, the partner), each with an ACM
-//! server on its own memory store, joined by an [`InProcessNetwork`], sharing one
-//! [`ManualClock`]. Used by the demo, the integration tests and the benchmarks.
+//! server on its own store, joined by an [`InProcessNetwork`], sharing one [`ManualClock`].
+//! Used by the demo, the integration tests and the benchmarks; generic over the store, so a
+//! store's author runs the whole procedure on theirs (`acm_store_memory::fixture::TwoSystems`
+//! is this on memory stores).
 //!
 //! The directories hold:
 //! - A: `sip:alice@mc-a.example` may provide ACM requests to B; `sip:mallory@mc-a.example` may
@@ -12,16 +14,16 @@
 
 use std::sync::Arc;
 
-use acm_core::StaticDirectory;
-use acm_core::{AcmRequestBody, Target};
-use acm_core::{
+use crate::StaticDirectory;
+use crate::{AcmRequestBody, Target};
+use crate::{
     AcmServer, AcmStore, ManualClock, Ports, ServerConfig, ServiceError, Session, Submission,
 };
-use acm_core::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
-use acm_core::{IdSource, SequentialIds};
+use crate::{FunctionalAlias, GroupId, McServiceId, RequestId, SystemId};
+use crate::{IdSource, SequentialIds};
 
-use crate::hook::RecordingHook;
-use crate::{InProcessNetwork, MemoryAcmStore};
+use super::hook::RecordingHook;
+use super::network::InProcessNetwork;
 
 /// Parses a literal identifier of the fixture.
 ///
@@ -40,7 +42,7 @@ where
 
 /// One MC system of the pair, on a store of type `S`.
 #[derive(Debug)]
-pub struct System<S = MemoryAcmStore> {
+pub struct System<S> {
     /// Its id.
     pub id: SystemId,
     /// Its ACM server.
@@ -102,7 +104,7 @@ impl<S: AcmStore + 'static> System<S> {
 
 /// Systems A and B, interconnected, each on a store of type `S`.
 #[derive(Debug)]
-pub struct TwoSystems<S = MemoryAcmStore> {
+pub struct TwoSystems<S> {
     /// The network between them.
     pub network: InProcessNetwork,
     /// The clock both use.
@@ -113,18 +115,19 @@ pub struct TwoSystems<S = MemoryAcmStore> {
     pub b: System<S>,
 }
 
-impl TwoSystems {
-    /// Builds both systems on memory stores, with default limits and pending time.
+impl<S: AcmStore + Default + 'static> TwoSystems<S> {
+    /// Builds both systems, each on a fresh `S::default()` store, with default limits and
+    /// pending time.
     pub async fn new() -> Result<Self, ServiceError> {
         Self::with_config(|c| c).await
     }
 
-    /// Builds both systems on memory stores, letting `configure` adjust each server's
+    /// Builds both systems on fresh stores, letting `configure` adjust each server's
     /// configuration.
     pub async fn with_config(
         configure: impl Fn(ServerConfig) -> ServerConfig,
     ) -> Result<Self, ServiceError> {
-        Self::with_stores(configure, |_| Arc::new(MemoryAcmStore::new())).await
+        Self::with_stores(configure, |_| Arc::new(S::default())).await
     }
 }
 
@@ -182,7 +185,7 @@ impl<S: AcmStore + 'static> TwoSystems<S> {
         &self,
         target: Target,
         n: usize,
-    ) -> Result<RequestId, acm_core::ServiceError> {
+    ) -> Result<RequestId, crate::ServiceError> {
         self.a.server.submit(&alice(), provision(target, n)).await
     }
 
@@ -191,8 +194,8 @@ impl<S: AcmStore + 'static> TwoSystems<S> {
     pub async fn bob_answers(
         &self,
         request: RequestId,
-        decision: acm_core::Decision,
-    ) -> Result<(), acm_core::ServiceError> {
+        decision: crate::Decision,
+    ) -> Result<(), crate::ServiceError> {
         self.b.server.download_pending(&bob()).await?;
         self.b
             .server
@@ -203,7 +206,7 @@ impl<S: AcmStore + 'static> TwoSystems<S> {
 
     /// Runs both servers' duties until neither has anything left to do (at most 8 rounds);
     /// the first error a duty met, if any.
-    pub async fn settle(&self) -> Result<(), acm_core::ServiceError> {
+    pub async fn settle(&self) -> Result<(), crate::ServiceError> {
         for _ in 0..8 {
             let a = self.a.server.tick().await;
             let b = self.b.server.tick().await;

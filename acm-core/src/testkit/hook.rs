@@ -2,7 +2,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use acm_core::{AcceptanceHook, AcmRequest, AcmResponse, HookError, RequestId};
+use crate::{AcceptanceHook, AcmRequest, AcmResponse, HookError, RequestId};
 use async_trait::async_trait;
 
 /// Records each accepted request; can be told to fail.
