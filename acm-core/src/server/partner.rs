@@ -102,18 +102,7 @@ impl AcmServer {
                 if self.seen(message_id, request_id, digest).await? {
                     return Ok(PartnerAck::Stored);
                 }
-                if self
-                    .ports
-                    .directory
-                    .partner_home_domains(from)
-                    .await?
-                    .is_none()
-                {
-                    return Err(DomainError::NotInterconnected {
-                        system: from.clone(),
-                    }
-                    .into());
-                }
+                self.require_partner(from).await?;
                 let command = Command::ReceiveResponse {
                     from: from.clone(),
                     message_id,
@@ -123,18 +112,7 @@ impl AcmServer {
                     .await
             }
             PartnerMessage::Withdrawal { request_id, .. } => {
-                if self
-                    .ports
-                    .directory
-                    .partner_home_domains(from)
-                    .await?
-                    .is_none()
-                {
-                    return Err(DomainError::NotInterconnected {
-                        system: from.clone(),
-                    }
-                    .into());
-                }
+                self.require_partner(from).await?;
                 let command = Command::ReceiveWithdrawal { from: from.clone() };
                 self.execute(request_id, &command, &actor, causation)
                     .await?;
@@ -143,6 +121,17 @@ impl AcmServer {
                     _ => PartnerAck::TooLate,
                 })
             }
+        }
+    }
+
+    /// Refuses a message from a system that is not an interconnected partner.
+    async fn require_partner(&self, from: &SystemId) -> Result<(), ServiceError> {
+        match self.ports.directory.partner_home_domains(from).await? {
+            Some(_) => Ok(()),
+            None => Err(DomainError::NotInterconnected {
+                system: from.clone(),
+            }
+            .into()),
         }
     }
 
