@@ -55,11 +55,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use acm_core::{GlobalPosition, GroupId, McServiceId, MessageId, RequestId, SystemId, Version};
-use acm_core::{AcmRequest, AcmRequestBody, Target};
-use acm_core::{Actor, CausationId, EventStore, ExpectedVersion, NewEvent};
 use acm_core::testkit::conformance::{TestEvent, event, event_id, stream};
+use acm_core::{AcmRequest, AcmRequestBody, Target};
 use acm_core::{AcmStore, Event};
+use acm_core::{Actor, CausationId, EventStore, ExpectedVersion, NewEvent};
+use acm_core::{GlobalPosition, GroupId, McServiceId, MessageId, RequestId, SystemId, Version};
 use acm_store_sqlite::SqliteStore;
 use futures_util::StreamExt;
 use rusqlite::{CachedStatement, Connection, OpenFlags, params};

@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
-use acm_core::{EventId, GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
 use acm_core::{Actor, CausationId, DomainEvent, Envelope, NewEvent, StoreError};
+use acm_core::{EventId, GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
 use chrono::{DateTime, Utc};
 use rusqlite::Row;
 use uuid::Uuid;

@@ -6,8 +6,8 @@ use std::io::Write;
 use std::path::Path;
 
 use acm_core::audit::{EventMeta, ExportError, ExportSummary, ExportWriter};
-use acm_core::{EventId, GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
 use acm_core::{Actor, CausationId, StoreError};
+use acm_core::{EventId, GlobalPosition, McServiceId, RequestId, StreamId, SystemId, Version};
 use chrono::DateTime;
 use rusqlite::Connection;
 use uuid::Uuid;

@@ -4,13 +4,13 @@
 //! log, whatever crashes when, and an append whose rows cannot be written (a key another
 //! request holds) is refused alone.
 
-use acm_core::McServiceId;
 use acm_core::Event;
+use acm_core::McServiceId;
 use acm_core::MessageId;
-use acm_core::{GlobalPosition, StreamId, Version};
-use acm_core::{RequestState, evolve};
-use acm_core::{NewEvent, StoreError};
 use acm_core::views::{self, InboxEntry, Queued, SubmissionEntry, Timer};
+use acm_core::{GlobalPosition, StreamId, Version};
+use acm_core::{NewEvent, StoreError};
+use acm_core::{RequestState, evolve};
 use chrono::{DateTime, Utc};
 use foldhash::HashMap;
 

@@ -10,10 +10,10 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
 use acm_core::Event;
-use acm_core::{GlobalPosition, StreamId, Version};
 use acm_core::{
     Appended, DomainEvent, Envelope, EventStore, EventStream, ExpectedVersion, NewEvent, StoreError,
 };
+use acm_core::{GlobalPosition, StreamId, Version};
 use async_trait::async_trait;
 use foldhash::HashMap;
 use futures_util::StreamExt;

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use acm_core::{EventId, GlobalPosition, MessageId, RequestId, StreamId, Version};
-use acm_core::{Appended, DomainEvent, ExpectedVersion, NewEvent, StoreError};
 use acm_core::views::{Claim, OwedMessage, TimerKind};
+use acm_core::{Appended, DomainEvent, ExpectedVersion, NewEvent, StoreError};
+use acm_core::{EventId, GlobalPosition, MessageId, RequestId, StreamId, Version};
 use foldhash::HashMap;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use tokio::sync::{OwnedSemaphorePermit, oneshot, watch};

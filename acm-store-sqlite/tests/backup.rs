@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use acm_core::GlobalPosition;
-use acm_core::{Envelope, EventStore};
 use acm_core::testkit::conformance::TestEvent;
+use acm_core::{Envelope, EventStore};
 use acm_store_sqlite::{BackupError, OpenError, SqliteStore, backup_file, verify_file};
 use futures_executor::block_on;
 use futures_util::TryStreamExt;

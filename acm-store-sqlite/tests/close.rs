@@ -8,9 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use acm_core::{GlobalPosition, Version};
-use acm_core::{EventStore, ExpectedVersion, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::{EventStore, ExpectedVersion, StoreError};
+use acm_core::{GlobalPosition, Version};
 use acm_store_sqlite::{BackendError, SqliteStore, verify_file};
 use futures_executor::block_on;
 use futures_util::{StreamExt, TryStreamExt};

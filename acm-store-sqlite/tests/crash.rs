@@ -21,9 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use acm_core::{EventId, GlobalPosition, StreamId, Version};
-use acm_core::{Envelope, EventStore, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, event_id, stream};
+use acm_core::{Envelope, EventStore, ExpectedVersion};
+use acm_core::{EventId, GlobalPosition, StreamId, Version};
 use acm_store_sqlite::SqliteStore;
 use futures_executor::block_on;
 use futures_util::StreamExt;

@@ -4,9 +4,9 @@
 
 mod support;
 
-use acm_core::{GlobalPosition, Version};
-use acm_core::{Appended, Envelope, EventStore, ExpectedVersion, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::{Appended, Envelope, EventStore, ExpectedVersion, StoreError};
+use acm_core::{GlobalPosition, Version};
 use acm_store_memory::MemoryStore;
 use futures_util::StreamExt;
 use proptest::prelude::*;

@@ -5,9 +5,9 @@
 
 mod support;
 
-use acm_core::{GlobalPosition, Version};
-use acm_core::{EventStore, ExpectedVersion, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::{EventStore, ExpectedVersion, StoreError};
+use acm_core::{GlobalPosition, Version};
 use acm_store_sqlite::SqliteStore;
 use futures_executor::block_on;
 use futures_util::StreamExt;

@@ -6,9 +6,9 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use acm_core::{GlobalPosition, Version};
-use acm_core::{EventStore, ExpectedVersion, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::{EventStore, ExpectedVersion, StoreError};
+use acm_core::{GlobalPosition, Version};
 use futures_util::StreamExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,9 +4,9 @@
 
 mod support;
 
-use acm_core::{GlobalPosition, Version};
-use acm_core::{EventStore, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::{EventStore, ExpectedVersion};
+use acm_core::{GlobalPosition, Version};
 use futures_util::StreamExt;
 use support::TempStore;
 

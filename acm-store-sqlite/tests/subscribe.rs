@@ -6,9 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use acm_core::{GlobalPosition, Version};
-use acm_core::{Envelope, EventStore, EventStream, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::{Envelope, EventStore, EventStream, ExpectedVersion};
+use acm_core::{GlobalPosition, Version};
 use futures_util::StreamExt;
 
 /// The next event, which must come within ten seconds.

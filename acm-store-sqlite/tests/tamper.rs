@@ -9,9 +9,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use acm_core::{GlobalPosition, Version};
-use acm_core::{EventStore, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::{EventStore, ExpectedVersion};
+use acm_core::{GlobalPosition, Version};
 use acm_store_sqlite::{Break, BreakKind, ChainReport, SqliteStore, verify_file};
 use futures_executor::block_on;
 use proptest::prelude::*;

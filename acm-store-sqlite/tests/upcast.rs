@@ -2,9 +2,9 @@
 //! and reach the current event type through a chain of raw-JSON transforms.
 #![allow(clippy::unwrap_used)]
 
-use acm_core::{GlobalPosition, Version};
-use acm_core::{DomainEvent, EventStore, ExpectedVersion, NewEvent, StoreError};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::{DomainEvent, EventStore, ExpectedVersion, NewEvent, StoreError};
+use acm_core::{GlobalPosition, Version};
 use acm_store_sqlite::{BackendError, SqliteOptions, SqliteStore, Upcasters};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};

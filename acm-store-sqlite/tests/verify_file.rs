@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use acm_core::{GlobalPosition, Version};
-use acm_core::{EventStore, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
+use acm_core::{EventStore, ExpectedVersion};
+use acm_core::{GlobalPosition, Version};
 use acm_store_sqlite::{OpenError, SCHEMA_VERSION, SqliteStore, verify_file};
 use futures_executor::block_on;
 use rusqlite::Connection;

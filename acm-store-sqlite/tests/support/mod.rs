@@ -7,9 +7,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use acm_core::Version;
-use acm_core::{DomainEvent, EventStore, ExpectedVersion};
 use acm_core::testkit::conformance::{TestEvent, event, stream};
 use acm_core::testkit::intercept::{Intercepted, Passthrough};
+use acm_core::{DomainEvent, EventStore, ExpectedVersion};
 use acm_store_sqlite::{SqliteOptions, SqliteStore};
 use tempfile::TempDir;
 
