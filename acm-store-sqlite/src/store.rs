@@ -61,6 +61,13 @@ pub struct SqliteOptions<E> {
     /// Most jobs queued for the writer, and most queued for the readers, at a time; a caller
     /// beyond them waits (asynchronously) for room. Default 4096.
     pub queue: usize,
+    /// Most request states the ACM views' projection ([`AcmProjection`]) keeps on the writer
+    /// thread, for a store opened with the views ([`SqliteAcmStore::open_with`],
+    /// [`SqliteOptions::acm`]). Settled requests are never kept; beyond this many open ones
+    /// the cache starts over, and an event of a request not kept reads its stream first.
+    /// Default 10,000 ([`AcmProjection::DEFAULT_CAPACITY`]): a server on a store of any size
+    /// keeps the projection's memory to some 10–20 MB. Ignored by other projections.
+    pub projection_cache: usize,
 }
 
 impl<E> Default for SqliteOptions<E> {
@@ -71,6 +78,7 @@ impl<E> Default for SqliteOptions<E> {
             upcasters: Upcasters::new(),
             projection: None,
             queue: 4096,
+            projection_cache: AcmProjection::DEFAULT_CAPACITY,
         }
     }
 }
@@ -83,6 +91,7 @@ impl<E> fmt::Debug for SqliteOptions<E> {
             .field("upcasters", &self.upcasters)
             .field("projection", &self.projection.is_some())
             .field("queue", &self.queue)
+            .field("projection_cache", &self.projection_cache)
             .finish()
     }
 }
@@ -91,10 +100,11 @@ impl SqliteOptions<Event> {
     /// The options of an ACM server's store: the views of `acm_core::views`
     /// ([`SqliteAcmStore::open_with`] sets the projection whatever these say).
     pub fn acm() -> Self {
-        Self {
-            projection: Some(Box::new(AcmProjection::new())),
-            ..Self::default()
-        }
+        let mut options = Self::default();
+        options.projection = Some(Box::new(AcmProjection::with_capacity(
+            options.projection_cache,
+        )));
+        options
     }
 }
 

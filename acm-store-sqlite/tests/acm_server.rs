@@ -947,3 +947,38 @@ fn after_both_stores_restart_the_servers_work_on_from_the_views() {
         }
     });
 }
+
+/// The projection's cache of request states is bounded (`SqliteOptions::projection_cache`):
+/// with room for one state, or none, every event of a request not kept rebuilds it from its
+/// stream, and the views come out as with the default bound.
+#[test]
+fn a_small_projection_cache_changes_nothing_but_speed() {
+    futures_executor::block_on(async {
+        for capacity in [0, 1] {
+            let dir = tempfile::tempdir().unwrap();
+            let sys = TwoSystems::with_stores(
+                |c| c,
+                |system| {
+                    let options = acm_store_sqlite::SqliteOptions {
+                        projection_cache: capacity,
+                        ..acm_store_sqlite::SqliteOptions::default()
+                    };
+                    Arc::new(SqliteAcmStore::open_with(db(&dir, system), options).unwrap())
+                },
+            )
+            .await
+            .unwrap();
+            let first = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+            let second = sys.alice_provides(Target::User(carol()), 2).await.unwrap();
+            sys.settle().await.unwrap();
+            sys.bob_answers(first, Decision::Accept).await.unwrap();
+            let users = [alice(), bob(), carol()];
+            views_agree(&sys.a.store, &users).await;
+            views_agree(&sys.b.store, &users).await;
+            assert_eq!(sys.a.server.pending_for(&alice()).await.unwrap(), [first]);
+            assert_eq!(sys.b.server.pending_for(&carol()).await.unwrap(), [second]);
+            assert_eq!(sys.b.hook.calls(), [first], "capacity {capacity}");
+            close(&sys).await;
+        }
+    });
+}
