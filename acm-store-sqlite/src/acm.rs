@@ -80,12 +80,15 @@ impl SqliteAcmStore {
     }
 
     /// Opens (or creates) an ACM server's store with `options`; their projection is replaced
-    /// by the ACM views'. Blocks as [`SqliteAcmStore::open`] does.
+    /// by the ACM views', keeping at most `options.projection_cache` request states. Blocks
+    /// as [`SqliteAcmStore::open`] does.
     pub fn open_with(
         path: impl AsRef<Path>,
         mut options: SqliteOptions<Event>,
     ) -> Result<Self, OpenError> {
-        options.projection = Some(Box::new(AcmProjection::new()));
+        options.projection = Some(Box::new(AcmProjection::with_capacity(
+            options.projection_cache,
+        )));
         Ok(Self {
             store: SqliteStore::open_with(path, options)?,
         })

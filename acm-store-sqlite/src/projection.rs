@@ -107,20 +107,47 @@ pub trait Projection<E>: Send + 'static {
 }
 
 /// The projection of the ACM views: [`views::changes`] of each event's request state before
-/// and after it. It keeps each unsettled request's state (rebuilt from the log after a restart
-/// or for a settled request) so that an event costs one `evolve`.
-#[derive(Debug, Default)]
+/// and after it. It keeps the states of unsettled requests (a settled one leaves at once) so
+/// that an event costs one `evolve`; a request not kept is rebuilt from its stream, inside
+/// the append's transaction (one read of a short stream).
+///
+/// The states kept are bounded ([`SqliteOptions::projection_cache`](crate::SqliteOptions),
+/// default [`AcmProjection::DEFAULT_CAPACITY`]): when the bound is reached the cache starts
+/// over, so the writer's memory does not grow with the number of open requests (about 1–2 KB
+/// a state: the default costs some 10–20 MB at most).
+#[derive(Debug)]
 pub struct AcmProjection {
     states: HashMap<StreamId, RequestState>,
+    capacity: usize,
 }
 
-/// States kept before the cache starts over (a miss costs one read of a short stream).
-const MAX_CACHED: usize = 200_000;
+impl Default for AcmProjection {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl AcmProjection {
-    /// An empty projection.
+    /// Request states kept by default.
+    pub const DEFAULT_CAPACITY: usize = 10_000;
+
+    /// An empty projection keeping at most [`Self::DEFAULT_CAPACITY`] states.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_capacity(Self::DEFAULT_CAPACITY)
+    }
+
+    /// An empty projection keeping at most `capacity` request states (0: none, every event
+    /// rebuilds its request from the stream).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            states: HashMap::default(),
+            capacity,
+        }
+    }
+
+    /// How many request states are kept now (at most the capacity).
+    pub fn cached(&self) -> usize {
+        self.states.len()
     }
 }
 
@@ -147,8 +174,8 @@ impl Projection<Event> for AcmProjection {
         };
         let after = evolve(before.clone(), &a.event.payload);
         RowChange::of(views::changes(&before, &after), a.event.recorded_at, out);
-        if !views::is_settled(&after) {
-            if self.states.len() >= MAX_CACHED {
+        if !views::is_settled(&after) && self.capacity > 0 {
+            if self.states.len() >= self.capacity {
                 self.states.clear();
             }
             self.states.insert(a.stream, after);

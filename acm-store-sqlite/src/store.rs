@@ -7,7 +7,6 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
 
 use acm_core::Event;
 use acm_core::{
@@ -62,6 +61,13 @@ pub struct SqliteOptions<E> {
     /// Most jobs queued for the writer, and most queued for the readers, at a time; a caller
     /// beyond them waits (asynchronously) for room. Default 4096.
     pub queue: usize,
+    /// Most request states the ACM views' projection ([`AcmProjection`]) keeps on the writer
+    /// thread, for a store opened with the views ([`SqliteAcmStore::open_with`],
+    /// [`SqliteOptions::acm`]). Settled requests are never kept; beyond this many open ones
+    /// the cache starts over, and an event of a request not kept reads its stream first.
+    /// Default 10,000 ([`AcmProjection::DEFAULT_CAPACITY`]): a server on a store of any size
+    /// keeps the projection's memory to some 10–20 MB. Ignored by other projections.
+    pub projection_cache: usize,
 }
 
 impl<E> Default for SqliteOptions<E> {
@@ -72,6 +78,7 @@ impl<E> Default for SqliteOptions<E> {
             upcasters: Upcasters::new(),
             projection: None,
             queue: 4096,
+            projection_cache: AcmProjection::DEFAULT_CAPACITY,
         }
     }
 }
@@ -84,6 +91,7 @@ impl<E> fmt::Debug for SqliteOptions<E> {
             .field("upcasters", &self.upcasters)
             .field("projection", &self.projection.is_some())
             .field("queue", &self.queue)
+            .field("projection_cache", &self.projection_cache)
             .finish()
     }
 }
@@ -92,18 +100,19 @@ impl SqliteOptions<Event> {
     /// The options of an ACM server's store: the views of `acm_core::views`
     /// ([`SqliteAcmStore::open_with`] sets the projection whatever these say).
     pub fn acm() -> Self {
-        Self {
-            projection: Some(Box::new(AcmProjection::new())),
-            ..Self::default()
-        }
+        let mut options = Self::default();
+        options.projection = Some(Box::new(AcmProjection::with_capacity(
+            options.projection_cache,
+        )));
+        options
     }
 }
 
 pub(crate) struct Inner<E> {
     path: PathBuf,
     writer: Option<mpsc::Sender<Msg<E>>>,
-    // The writer thread also holds the one-writer lock, until its connection is closed.
-    writer_thread: Option<JoinHandle<()>>,
+    // The writer thread (detached: a drop never joins it) holds the one-writer lock until its
+    // connection is closed.
     pub(crate) readers: Arc<Readers>,
     /// Places in the writer's queue (jobs queued or being committed).
     writer_queue: Arc<Semaphore>,
@@ -115,17 +124,11 @@ pub(crate) struct Inner<E> {
 impl<E> Drop for Inner<E> {
     fn drop(&mut self) {
         // The writer commits what is queued, sees the channel closed, and shuts the store down
-        // as `close` does; a failure there is only logged.
+        // as `close` does; a failure there is only logged. A drop never waits for that (a
+        // commit, a checkpoint, a file close): the threads finish on their own, and the path
+        // stays locked until they have. Whoever opens the path again closes first (`close`
+        // answers once the lock is released).
         self.writer.take();
-        // On a tokio runtime's thread the drop must not wait for a commit, a checkpoint or a
-        // file close: the thread is left to finish on its own (`close` tells when it has).
-        // Elsewhere the drop waits, so that the path can be opened again at once.
-        // TODO(views): never join, once the tests close their stores instead of dropping them.
-        if let Some(t) = self.writer_thread.take()
-            && tokio::runtime::Handle::try_current().is_err()
-        {
-            let _ = t.join();
-        }
         // Already asked by the writer, unless its thread panicked.
         self.readers.signal_stop();
     }
@@ -226,7 +229,7 @@ impl<E: DomainEvent> SqliteStore<E> {
         );
         let (tx, rx) = mpsc::channel();
         let stopping = readers.clone();
-        let writer_thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("acm-sqlite-writer".to_owned())
             .spawn(move || writer.run(&rx, &stopping, lock))
             .map_err(spawn_error(&path))?;
@@ -235,7 +238,6 @@ impl<E: DomainEvent> SqliteStore<E> {
                 path,
                 writer: Some(tx),
                 writer_queue: Arc::new(Semaphore::new(options.queue.max(1))),
-                writer_thread: Some(writer_thread),
                 readers,
                 codec,
                 published,
@@ -322,7 +324,8 @@ impl<E: DomainEvent> SqliteStore<E> {
         } else {
             self.closed_already()
         };
-        // The last handle joins the writer thread, which has answered and is ending.
+        // The writer answers once its connection is closed and the lock released: the path
+        // can be opened again at once.
         drop(self);
         result
     }

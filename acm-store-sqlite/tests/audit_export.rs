@@ -1,5 +1,3 @@
-// TODO(views): rewrite for the AcmStore API
-#![cfg(any())]
 //! A SQLite store's audit export: it carries the store's own chain byte for byte (the same
 //! file an export of the same log from the memory store gives), and whatever was done to the
 //! store behind its back shows in the export's verification.
@@ -8,38 +6,44 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use acm_core::EventStore;
-use acm_core::GlobalPosition;
-use acm_core::OutboxLedger;
 use acm_core::audit::{LineBreak, LineBreakKind, export_log, verify_export};
-use acm_core::{Decision, Target};
-use acm_core::{Envelope, Event};
-use acm_store_memory::MemoryStore;
-use acm_store_memory::fixture::{TwoSystems, alice, bob};
-use acm_store_sqlite::{SqliteStore, export_file, verify_file};
+use acm_core::{
+    AcmStore, Decision, Envelope, Event, EventStore, GlobalPosition, PendingItem, Target,
+};
+use acm_store_memory::MemoryAcmStore;
+use acm_core::testkit::fixture::{TwoSystems, alice, bob};
+use acm_store_sqlite::{SqliteAcmStore, export_file, verify_file};
 use futures_util::TryStreamExt;
 
 mod support;
 use support::{names, snapshot};
 
-/// The procedure, deterministic (fixture ids and clock), on any store.
-async fn play<S: EventStore<Event> + 'static>(sys: &TwoSystems<S>) {
+/// The procedure to step 14, deterministic (fixture ids and clock), on any store: the
+/// download is acknowledged, so the delivery of the response is recorded.
+async fn play<S: AcmStore + 'static>(sys: &TwoSystems<S>) {
     let request = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
     sys.settle().await.unwrap();
     sys.bob_answers(request, Decision::Accept).await.unwrap();
-    sys.a.server.download_pending(&alice()).await.unwrap();
+    let data = sys.a.server.download_pending(&alice()).await.unwrap();
+    let receipts: Vec<_> = data.items.iter().map(PendingItem::receipt).collect();
+    let recorded = sys.a.server.acknowledge_download(&alice(), &receipts).await;
+    assert_eq!(recorded.unwrap(), 1, "step 14 recorded");
 }
 
-fn on_sqlite(dir: &Path) -> TwoSystems<SqliteStore<Event>> {
+fn on_sqlite(dir: &Path) -> TwoSystems<SqliteAcmStore> {
     futures_executor::block_on(TwoSystems::with_stores(
         |c| c,
-        |system| {
-            let store = Arc::new(SqliteStore::open_acm(dir.join(format!("{system}.db"))).unwrap());
-            let ledger: Arc<dyn OutboxLedger> = store.clone();
-            (store, Some(ledger))
-        },
+        |system| Arc::new(SqliteAcmStore::open(dir.join(format!("{system}.db"))).unwrap()),
     ))
     .unwrap()
+}
+
+/// Closes both systems' stores (every handle of each, the servers' included), so their
+/// files can be copied and opened at once.
+fn close(sys: &TwoSystems<SqliteAcmStore>) {
+    for store in [&sys.a.store, &sys.b.store] {
+        futures_executor::block_on(SqliteAcmStore::clone(store).close()).unwrap();
+    }
 }
 
 fn export_of(path: &Path) -> String {
@@ -53,7 +57,7 @@ fn a_stores_export_is_its_chain_byte_for_byte_and_matches_the_memory_stores() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = on_sqlite(dir.path());
     futures_executor::block_on(play(&sqlite));
-    let memory = futures_executor::block_on(TwoSystems::<MemoryStore<Event>>::new()).unwrap();
+    let memory = futures_executor::block_on(TwoSystems::<MemoryAcmStore>::new()).unwrap();
     futures_executor::block_on(play(&memory));
 
     for (system, mem) in [("mc-a.example", &memory.a), ("mc-b.example", &memory.b)] {
@@ -108,6 +112,7 @@ fn what_was_done_to_a_store_shows_in_its_export() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = on_sqlite(dir.path());
     futures_executor::block_on(play(&sqlite));
+    close(&sqlite);
     drop(sqlite);
     let path = |name: &str| {
         let src = dir.path().join("mc-a.example.db");
@@ -185,13 +190,8 @@ fn an_export_is_read_only_for_a_closed_store_and_beside_an_open_one() {
     assert_eq!(names(dir.path()), before);
 
     // Closed: the directory is byte for byte as it was, and the export is the same.
-    let TwoSystems {
-        a: sys_a, b: sys_b, ..
-    } = sqlite;
-    drop(sys_b);
-    let store = sys_a.store.clone();
-    drop(sys_a);
-    futures_executor::block_on(SqliteStore::clone(&store).close()).unwrap();
+    close(&sqlite);
+    drop(sqlite);
     let before = snapshot(dir.path());
     let closed = verify_export(export_of(&a).as_bytes()).unwrap();
     assert_eq!(snapshot(dir.path()), before);
@@ -203,6 +203,7 @@ fn rewritten_positions_and_a_removed_chain_head_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = on_sqlite(dir.path());
     futures_executor::block_on(play(&sqlite));
+    close(&sqlite);
     drop(sqlite);
     let copy = |name: &str| {
         let copy = dir.path().join(format!("{name}.db"));

@@ -75,6 +75,8 @@ fn store_with(path: &Path, n: u64) {
         ))
         .unwrap();
     }
+    // Closed, not dropped: a drop does not wait for the store to let go of the file.
+    block_on(store.close()).unwrap();
 }
 
 fn all_events(store: &Store) -> Vec<(u64, u64, u64)> {
@@ -385,7 +387,7 @@ fn a_missing_directory_is_refused() {
 }
 
 /// A second open while a store holds the file gets `Locked`; the first store keeps working;
-/// once it is dropped the file opens again with everything it wrote.
+/// once it is closed the file opens again with everything it wrote.
 #[test]
 fn a_second_open_is_locked() {
     let dir = tempfile::tempdir().unwrap();
@@ -412,7 +414,7 @@ fn a_second_open_is_locked() {
     assert_eq!(appended.first_position, GlobalPosition(2));
     assert!(block_on(first.verify()).unwrap().is_intact());
 
-    drop(first);
+    block_on(first.close()).unwrap();
     let again = Store::open(&path).unwrap();
     assert_eq!(all_events(&again), [(1, 1, 1), (2, 2, 2)]);
     assert_eq!(block_on(again.head()).unwrap(), GlobalPosition(2));
@@ -460,6 +462,7 @@ fn a_restart_keeps_the_events() {
         .unwrap();
         assert_eq!(appended.first_position, GlobalPosition(next));
         assert_eq!(appended.first_version, Version(next));
+        block_on(store.close()).unwrap();
     }
 }
 
@@ -517,7 +520,7 @@ fn an_outside_reader_after_a_refused_open_loses_nothing() {
 
     // Acknowledged, so on disk.
     block_on(first.append(s, ExpectedVersion::Exact(Version(1)), vec![event(s, 2, 2)])).unwrap();
-    drop(first);
+    block_on(first.close()).unwrap();
     let again = Store::open(&path).unwrap();
     assert_eq!(all_events(&again), [(1, 1, 1), (2, 2, 2)]);
     assert!(block_on(again.verify()).unwrap().is_intact());

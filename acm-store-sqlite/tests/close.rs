@@ -97,6 +97,8 @@ fn dropping_the_last_handle_after_reads_folds_the_wal_in_too() {
         "a handle is left: the store is still open"
     );
     drop(clone);
+    // The drop does not wait: the writer thread closes the store on its own.
+    support::wait_until_closed_after_drop(&path);
     whole_in_its_db_file(&path, 50);
 }
 
@@ -174,7 +176,7 @@ fn a_closed_store_is_closed_for_every_handle() {
 
     let again = Store::open(&path).unwrap();
     assert_eq!(block_on(again.head()).unwrap(), GlobalPosition(3));
-    drop(again);
+    block_on(again.close()).unwrap();
     block_on(other.close()).unwrap();
     whole_in_its_db_file(&path, 3);
 }

@@ -447,6 +447,8 @@ fn check(
     let report = block_on(store.verify()).unwrap();
     assert!(report.is_intact(), "{context}: {report:?}");
     assert_eq!(report.checked, head, "{context}");
+    // Closed, not dropped: the next child opens the file at once.
+    block_on(store.close()).unwrap();
     ids
 }
 

@@ -89,6 +89,7 @@ async fn a_hole_in_the_log_is_an_error_not_a_repeat() {
                 .await
                 .unwrap();
         }
+        store.close().await.unwrap();
     }
     rusqlite::Connection::open(&path)
         .unwrap()

@@ -63,6 +63,7 @@ fn template() -> &'static [u8] {
                 k += size;
                 batch += 1;
             }
+            block_on(store.close()).unwrap();
         }
         // The store's connections may leave the last commits in the -wal: fold them in.
         let conn = Connection::open(&path).unwrap();
@@ -101,6 +102,7 @@ fn verify(path: &Path) -> ChainReport {
         audited, report,
         "verify_file and SqliteStore::verify disagree"
     );
+    block_on(store.close()).unwrap();
     report
 }
 
@@ -137,6 +139,7 @@ fn an_untouched_log_verifies() {
         let store = Store::open(&path).unwrap();
         let report = block_on(store.verify()).unwrap();
         assert_eq!(report.checked, block_on(store.head()).unwrap().0);
+        block_on(store.close()).unwrap();
         report
     };
     assert!(report.is_intact(), "{report:?}");

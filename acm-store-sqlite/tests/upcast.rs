@@ -67,6 +67,7 @@ fn old_payloads_are_upcast_on_read_and_stay_as_written() {
             )
             .await
             .unwrap();
+            v1.close().await.unwrap();
         }
         let raw_before = raw_payloads(&path);
 
@@ -126,11 +127,11 @@ fn a_failing_upcaster_is_a_typed_error_naming_the_event() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acm.db");
         let s = stream(1);
-        SqliteStore::<TestEvent>::open(&path)
-            .unwrap()
-            .append(s, ExpectedVersion::NoStream, vec![event(s, 1, 7)])
+        let v1 = SqliteStore::<TestEvent>::open(&path).unwrap();
+        v1.append(s, ExpectedVersion::NoStream, vec![event(s, 1, 7)])
             .await
             .unwrap();
+        v1.close().await.unwrap();
         let store = SqliteStore::<TestEventV3>::open_with(
             &path,
             SqliteOptions {

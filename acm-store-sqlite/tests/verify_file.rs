@@ -115,6 +115,8 @@ fn verify_leaves_a_closed_store_as_it_was() {
         block_on(append_events(&store, 1, 1, 5));
         assert!(block_on(store.verify()).unwrap().is_intact());
     }
+    // The drop does not wait: the writer thread closes the store on its own.
+    support::wait_until_closed_after_drop(&path);
     assert_eq!(names(dropped.path()), ["acm.db"]);
     assert_eq!(verified(&path).unwrap().checked, 5);
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use acm_core::Version;
 use acm_core::testkit::conformance::{TestEvent, event, stream};
@@ -57,6 +58,18 @@ pub fn names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Waits (at most 10 s) until the store at `path`, whose last handle was dropped, has closed
+/// on its own: a drop does not wait for that, and the close deletes the `-wal` and `-shm`.
+/// A test that reopens a path closes its store instead ([`SqliteStore::close`] answers once
+/// the store has let go of the file).
+pub fn wait_until_closed_after_drop(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while beside(path, "-wal").exists() || beside(path, "-shm").exists() {
+        assert!(Instant::now() < deadline, "the dropped store did not close");
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// `path` with `suffix` (`-wal`, `-shm`, `-journal`) appended.
