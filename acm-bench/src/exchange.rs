@@ -108,8 +108,8 @@ async fn open_server(
 #[allow(clippy::too_many_lines, clippy::many_single_char_names)]
 pub fn run(n: usize, inflight: usize, tick_ms: u64, dir: &Path) {
     assert!(
-        n > 0 && inflight > 0 && n.is_multiple_of(inflight),
-        "--n must be a multiple of --inflight"
+        n >= inflight && inflight > 0,
+        "--n must be at least --inflight"
     );
     let (path_a, path_b) = (fresh_db(dir, "exchange-a"), fresh_db(dir, "exchange-b"));
     let store_a = Arc::new(SqliteAcmStore::open(&path_a).expect("opening A's store"));
@@ -143,13 +143,15 @@ pub fn run(n: usize, inflight: usize, tick_ms: u64, dir: &Path) {
             store_b.head().await.expect("head").0,
         );
         let (stats_a, stats_b) = (store_a.stats(), store_b.stats());
-        let per = n / inflight;
 
         let started = Instant::now();
         let handles: Vec<_> = requesters
             .iter()
             .zip(&targets)
-            .map(|(r, u)| {
+            .enumerate()
+            .map(|(i, (r, u))| {
+                // n need not be a multiple of F: the first n % F tasks run one more.
+                let per = n / inflight + usize::from(i < n % inflight);
                 let (a, b, r, u) = (a.clone(), b.clone(), r.clone(), u.clone());
                 tokio::spawn(async move {
                     let at_a = a.log_on(&r).await.expect("log on at A");
