@@ -1,6 +1,6 @@
 //! Model-based test of two ACM servers on SQLite stores: `acm_core::testkit::model`, each
-//! store in its own temporary directory; 64 cases from a fixed seed (about 5 s; 256 take about 20 s) (`PROPTEST_CASES` and
-//! `PROPTEST_RNG_SEED` override both).
+//! store in its own temporary directory; 64 cases (about 5 s; 256 take about 20 s) from a
+//! fixed seed (`PROPTEST_CASES` and `PROPTEST_RNG_SEED` override both).
 
 use std::sync::{Arc, Mutex, PoisonError};
 

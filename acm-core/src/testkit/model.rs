@@ -1865,6 +1865,11 @@ pub fn config(cases: u32) -> Config {
 ///
 /// # Panics
 /// When the servers disagree with the model, with the minimal failing sequence.
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "the run owns the factory: what it holds for its stores (their directories) goes \
+              when the run ends, and a closure is passed as it is written"
+)]
 pub fn run<F: StoreFactory>(factory: F, cases: u32) {
     let mut runner = TestRunner::new(config(cases));
     let result = runner.run(
