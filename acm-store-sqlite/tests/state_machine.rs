@@ -1,5 +1,5 @@
 //! Model-based test of two ACM servers on SQLite stores: `acm_core::testkit::model`, each
-//! store in its own temporary directory; 64 cases (about 5 s; 256 take about 20 s) from a
+//! store in its own temporary directory; 64 cases (5–10 s; 256 take about 20 s) from a
 //! fixed seed (`PROPTEST_CASES` and `PROPTEST_RNG_SEED` override both).
 
 use std::sync::{Arc, Mutex, PoisonError};
