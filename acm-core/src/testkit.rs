@@ -10,6 +10,7 @@ pub mod fixture;
 pub mod gwt;
 mod hook;
 pub mod intercept;
+pub mod model;
 pub mod network;
 pub mod strategies;
 
