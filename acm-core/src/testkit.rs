@@ -2,7 +2,8 @@
 //! the event store and the ACM store ([`conformance`], [`acm`]), given/when/then helpers for
 //! deciders ([`gwt`]), proptest [`strategies`], a store whose appends a test controls
 //! ([`intercept`]), the in-process network between servers ([`network`]), two interconnected
-//! systems ready to run the procedure on any store ([`fixture`]), and a recording hook.
+//! systems ready to run the procedure on any store ([`fixture`]), the two-server state
+//! machine model to run on any store ([`model`]), and a recording hook.
 
 pub mod acm;
 pub mod conformance;

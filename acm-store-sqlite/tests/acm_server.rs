@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use acm_core::testkit::fixture::{TwoSystems, alice, bob, carol, id};
 use acm_core::views::{self, TimerKind, ViewModel, request_digest};
 use acm_core::{
     AcmRequest, AcmServer, AcmStore, Actor, Appended, Claim, Clock, Command, Decision, DomainError,
@@ -18,7 +19,6 @@ use acm_core::{
     SequentialIds, ServiceError, StoreError, StreamId, SubmissionEntry, SystemId, Target, Version,
     decide, evolve,
 };
-use acm_core::testkit::fixture::{TwoSystems, alice, bob, carol, id};
 use acm_store_sqlite::{SqliteAcmStore, SqliteStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};

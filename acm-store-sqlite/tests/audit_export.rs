@@ -7,11 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use acm_core::audit::{LineBreak, LineBreakKind, export_log, verify_export};
+use acm_core::testkit::fixture::{TwoSystems, alice, bob};
 use acm_core::{
     AcmStore, Decision, Envelope, Event, EventStore, GlobalPosition, PendingItem, Target,
 };
 use acm_store_memory::MemoryAcmStore;
-use acm_core::testkit::fixture::{TwoSystems, alice, bob};
 use acm_store_sqlite::{SqliteAcmStore, export_file, verify_file};
 use futures_util::TryStreamExt;
 
