@@ -10,14 +10,14 @@
 #   - acm `memory` warm and cold, and peer-bench's cqrs-es CqrsFramework + MemStore row;
 #   - at 1, 8 and 64 tasks (N = 300 / 1280 / 1280, as in the peer README): acm `durable`,
 #     `peer-bench-durable --sync full` and acm `raw` (one-row commits, the disk's rate).
-# Env: BENCH_DIR (default /work/tmp-bench; must be a real disk, not tmpfs),
-#      CARGO_TARGET_DIR (default /work/target-helpers/bench), PEERS_TARGET
+# Env: BENCH_DIR (default target/bench-db; must be a real disk, not tmpfs),
+#      CARGO_TARGET_DIR (default target/), PEERS_TARGET
 #      (default /tmp/acm-peers-target), PEERS_SRC (default /tmp/peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-dir=${BENCH_DIR:-/work/tmp-bench}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-helpers/bench}
+dir=${BENCH_DIR:-target/bench-db}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 peers_target=${PEERS_TARGET:-/tmp/acm-peers-target}
 peers_src=${PEERS_SRC:-/tmp/peers}
 mkdir -p "$dir"
