@@ -10,14 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use acm_core::testkit::fixture::{TwoSystems, alice, bob, carol, id};
+use acm_core::testkit::intercept::{Append, Intercepted};
 use acm_core::views::{self, TimerKind, ViewModel, request_digest};
 use acm_core::{
     AcmRequest, AcmServer, AcmStore, Actor, Appended, Claim, Clock, Command, Decision, DomainError,
-    Envelope, Event, EventStore, EventStream, ExpectedVersion, GlobalPosition, IdempotencyKey,
-    InboxEntry, McServiceId, MessageId, NewEvent, OutboxStatus, OwedMessage, PartnerMessage,
-    PendingItem, Ports, Processing, ReceiptFacts, RequestId, RequestState, SendFailure,
-    SequentialIds, ServiceError, StoreError, StreamId, SubmissionEntry, SystemId, Target, Version,
-    decide, evolve,
+    Envelope, Event, EventStore, ExpectedVersion, GlobalPosition, McServiceId, MessageId, NewEvent,
+    PartnerMessage, PendingItem, Ports, Processing, ReceiptFacts, RequestId, RequestState,
+    SequentialIds, ServiceError, StoreError, StreamId, SystemId, Target, Version, decide, evolve,
 };
 use acm_store_sqlite::{SqliteAcmStore, SqliteStore};
 use async_trait::async_trait;
@@ -28,20 +27,23 @@ use tokio::sync::oneshot;
 
 type Systems = TwoSystems<SqliteAcmStore>;
 
-/// A SQLite ACM store whose appends can be held after they committed (the caller descheduled
+/// How appends go in the race tests: held after they committed (the caller descheduled
 /// between the store's answer and its cache update) or made to fail before they are
-/// written; every view query goes straight to the store.
-#[derive(Debug)]
-struct Held {
-    inner: SqliteAcmStore,
+/// written; every read and view query goes straight to the store.
+#[derive(Debug, Default)]
+struct Hold {
     gate: Mutex<Option<oneshot::Receiver<()>>>,
     fail_next: AtomicBool,
 }
 
+/// A SQLite ACM store appending through [`Hold`].
+type Held = Intercepted<SqliteAcmStore, Hold>;
+
 #[async_trait]
-impl EventStore<Event> for Held {
+impl Append<SqliteAcmStore, Event> for Hold {
     async fn append(
         &self,
+        inner: &SqliteAcmStore,
         stream: StreamId,
         expected: ExpectedVersion,
         events: Vec<NewEvent<Event>>,
@@ -49,70 +51,12 @@ impl EventStore<Event> for Held {
         if self.fail_next.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Backend("injected failure".into()));
         }
-        let appended = self.inner.append(stream, expected, events).await;
+        let appended = inner.append(stream, expected, events).await;
         let gate = self.gate.lock().unwrap().take();
         if let Some(gate) = gate {
             let _ = gate.await;
         }
         appended
-    }
-    fn read_stream(&self, stream: StreamId, after: Version) -> EventStream<'_, Event> {
-        self.inner.read_stream(stream, after)
-    }
-    fn read_all(&self, after: GlobalPosition) -> EventStream<'_, Event> {
-        self.inner.read_all(after)
-    }
-    async fn head(&self) -> Result<GlobalPosition, StoreError> {
-        self.inner.head().await
-    }
-}
-
-#[async_trait]
-impl AcmStore for Held {
-    async fn pending_for(&self, user: &McServiceId) -> Result<Vec<RequestId>, StoreError> {
-        self.inner.pending_for(user).await
-    }
-    async fn claim_outbox(
-        &self,
-        now: DateTime<Utc>,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<OwedMessage>, StoreError> {
-        self.inner.claim_outbox(now, lease, limit).await
-    }
-    async fn record_failed_send(
-        &self,
-        message_id: MessageId,
-        failure: SendFailure,
-    ) -> Result<Option<u32>, StoreError> {
-        self.inner.record_failed_send(message_id, failure).await
-    }
-    async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
-        self.inner.outbox_status().await
-    }
-    async fn due_hooks(&self, limit: usize) -> Result<Vec<RequestId>, StoreError> {
-        self.inner.due_hooks(limit).await
-    }
-    async fn due_timers(
-        &self,
-        kind: TimerKind,
-        since: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<RequestId>, StoreError> {
-        self.inner.due_timers(kind, since, limit).await
-    }
-    async fn received(&self, message_id: MessageId) -> Result<Option<InboxEntry>, StoreError> {
-        self.inner.received(message_id).await
-    }
-    async fn submission(
-        &self,
-        requester: &McServiceId,
-        key: &IdempotencyKey,
-    ) -> Result<Option<SubmissionEntry>, StoreError> {
-        self.inner.submission(requester, key).await
-    }
-    fn subscribe(&self, after: GlobalPosition) -> EventStream<'_, Event> {
-        self.inner.subscribe(after)
     }
 }
 
@@ -126,8 +70,7 @@ async fn held_systems(dir: &TempDir) -> Arc<TwoSystems<Held>> {
         |system| {
             Arc::new(Held {
                 inner: SqliteAcmStore::open(db(dir, system)).unwrap(),
-                gate: Mutex::new(None),
-                fail_next: AtomicBool::new(false),
+                how: Hold::default(),
             })
         },
     )
@@ -159,7 +102,7 @@ async fn logged_partner_stored(store: &SqliteAcmStore, id: RequestId) -> bool {
 /// from A's outbox meanwhile and sends it. Returns the request once the submission is let go.
 async fn relay_before_the_submitter_returns(sys: &Arc<TwoSystems<Held>>) -> RequestId {
     let (release, gate) = oneshot::channel();
-    *sys.a.store.gate.lock().unwrap() = Some(gate);
+    *sys.a.store.how.gate.lock().unwrap() = Some(gate);
     let submitting = {
         let sys = sys.clone();
         tokio::spawn(async move { sys.alice_provides(Target::User(bob()), 1).await })
@@ -213,7 +156,7 @@ async fn an_error_mid_pass_does_not_strand_the_rest_of_the_claim() {
     let first = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
     let second = sys.alice_provides(Target::User(bob()), 2).await.unwrap();
     // Recording one of the two acknowledgements fails; the other goes through.
-    sys.a.store.fail_next.store(true, Ordering::SeqCst);
+    sys.a.store.how.fail_next.store(true, Ordering::SeqCst);
     assert!(sys.a.server.relay().await.is_err());
     let stored = [
         partner_stored(&sys.a.server, first).await,
