@@ -41,8 +41,11 @@
 //!     ["sip:fire-ops@mc-a.example".parse()?],
 //! );
 //! let request_id = server.submit(&alice, submission).await?;
-//! let report = server.tick().await; // the relay tries the partner, and will again
+//! // Every duty runs; what failed is in the report (`report.errors`), not an `Err`. Here the
+//! // partner was unreachable: the message stays owed and is tried again after a back-off.
+//! let report = server.tick().await;
 //! assert_eq!(report.relay.unreachable, 1);
+//! assert!(report.errors.is_empty());
 //! assert_eq!(server.outbox_status().await?.depth, 1);
 //! # let _ = request_id;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

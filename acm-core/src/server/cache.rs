@@ -103,6 +103,20 @@ impl Cache {
         }
     }
 
+    /// Forgets `id`'s state if it is older than `version` (another process wrote the
+    /// stream).
+    pub(crate) fn forget_older(&self, id: RequestId, version: Version) {
+        let mut entries = self.lock();
+        let older = match entries.peek(&id) {
+            Some(Slot::Cached(cached)) => cached.version < version,
+            Some(Slot::Settled(settled)) => *settled < version,
+            Some(Slot::Busy) | None => false,
+        };
+        if older {
+            entries.pop(&id);
+        }
+    }
+
     /// How many states are cached.
     pub(crate) fn len(&self) -> usize {
         self.lock()

@@ -271,7 +271,13 @@ impl AcmServer {
                 }
                 state => state,
             };
-            items.extend(pending_items(&state, user));
+            let mut found = pending_items(&state, user);
+            if found.is_empty() {
+                // The store lists it and the cached state does not: another server on the
+                // same store moved it on. Read the stream itself once.
+                found = pending_items(&self.fresh_state(id).await?, user);
+            }
+            items.extend(found);
         }
         Ok(PendingAcmData {
             mc_service_id: user.clone(),
@@ -281,7 +287,10 @@ impl AcmServer {
 
     /// The client has the items a download listed: records their delivery (step 14) so
     /// they are no longer pending. Acknowledging an item twice, or a partner request (which
-    /// stays pending until answered), changes nothing. Returns how many items it recorded.
+    /// stays pending until answered), changes nothing; an item that is not this user's, or
+    /// unknown, is skipped (and logged), so a retry of the same list always succeeds. Returns
+    /// how many events it recorded. Only a store failure is an error, and what was recorded
+    /// before it stays recorded (acknowledging it again is harmless).
     pub async fn acknowledge_download(
         &self,
         user: &McServiceId,
@@ -309,7 +318,13 @@ impl AcmServer {
                 undeliverable: items.contains(&DownloadedItem::Undeliverable(id)),
                 withdrawal_outcome: items.contains(&DownloadedItem::WithdrawalOutcome(id)),
             };
-            recorded += self.execute(id, &command, &actor, None).await?.len();
+            match self.execute(id, &command, &actor, None).await {
+                Ok(events) => recorded += events.len(),
+                Err(ServiceError::Domain(error)) => {
+                    tracing::debug!(%id, %user, %error, "acknowledged item is not pending; skipped");
+                }
+                Err(error) => return Err(error),
+            }
         }
         Ok(recorded)
     }

@@ -229,10 +229,13 @@ impl AcmServer {
                 Ok(envelope) => envelope,
                 Err(error) => return error.into(),
             };
+            let id = envelope.stream_id.0;
+            // A write this server did not make (another process on the store) leaves its
+            // cached state behind: forget it, so the next read is the stream's.
+            self.cache.forget_older(id, envelope.version);
             if !may_make_pending(&envelope.payload) {
                 continue;
             }
-            let id = envelope.stream_id.0;
             match self.state(id).await {
                 Ok(state) => {
                     for user in state.pending_for() {

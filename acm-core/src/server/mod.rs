@@ -113,6 +113,13 @@ impl AcmServer {
         Ok(entry)
     }
 
+    /// `id`'s state read from its stream (not the cache), and cached.
+    pub(crate) async fn fresh_state(&self, id: RequestId) -> Result<RequestState, StoreError> {
+        let entry = self.read_entry(id).await?;
+        self.cache.put(id, entry.clone());
+        Ok(entry.state)
+    }
+
     async fn read_entry(&self, id: RequestId) -> Result<Entry, StoreError> {
         let mut entry = Entry::default();
         let mut events = self.store.read_stream(StreamId(id), Version::NONE);

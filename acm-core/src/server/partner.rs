@@ -114,8 +114,15 @@ impl AcmServer {
             PartnerMessage::Withdrawal { request_id, .. } => {
                 self.require_partner(from).await?;
                 let command = Command::ReceiveWithdrawal { from: from.clone() };
-                self.execute(request_id, &command, &actor, causation)
+                let events = self
+                    .execute(request_id, &command, &actor, causation)
                     .await?;
+                // Committed now: the answer comes from what was recorded, with no read that
+                // could fail after the commit.
+                if events.contains(&crate::event::Event::Withdrawn) {
+                    return Ok(PartnerAck::Withdrawn);
+                }
+                // Nothing recorded: decided before (a repeat) or too late; nothing to lose.
                 Ok(match self.state(request_id).await? {
                     RequestState::Partner(p) if p.withdrawn => PartnerAck::Withdrawn,
                     _ => PartnerAck::TooLate,

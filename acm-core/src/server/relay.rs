@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures_util::stream::{self, StreamExt};
 
 use crate::id::{RequestId, SystemId};
-use crate::lifecycle::Command;
+use crate::lifecycle::{Command, RequestState};
 use crate::message::{PartnerAck, PartnerMessage};
 use crate::ports::TransportError;
 use crate::store::Actor;
@@ -70,7 +70,7 @@ impl AcmServer {
         let now = self.ports.clock.now();
         let due = match self
             .store
-            .claim_outbox(now, self.config.claim_lease, RELAY_BATCH)
+            .claim_outbox(now, self.config.claim_lease, self.claim_limit())
             .await
         {
             Ok(due) => due,
@@ -84,7 +84,7 @@ impl AcmServer {
             }
         }
         let results: Vec<(RelayReport, Vec<ServiceError>)> = stream::iter(by_partner)
-            .map(|(partner, owed)| self.relay_to(partner, owed, now))
+            .map(|(partner, owed)| self.relay_to(partner, owed))
             .buffer_unordered(self.config.partners_at_once)
             .collect()
             .await;
@@ -97,16 +97,33 @@ impl AcmServer {
         (report, errors)
     }
 
+    /// Most messages one pass claims: no more than one partner's sends can get through
+    /// within a claim's lease (`sends_per_partner` at a time, each up to `send_timeout`), so
+    /// no claimed message outlives its lease unsent, whichever partner they are for.
+    fn claim_limit(&self) -> usize {
+        let rounds = self
+            .config
+            .claim_lease
+            .num_milliseconds()
+            .checked_div(self.config.send_timeout.num_milliseconds().max(1))
+            .and_then(|r| usize::try_from(r).ok())
+            .unwrap_or(1)
+            .max(1);
+        self.config
+            .sends_per_partner
+            .saturating_mul(rounds)
+            .clamp(1, RELAY_BATCH)
+    }
+
     async fn relay_to(
         &self,
         partner: SystemId,
         owed: Vec<OwedMessage>,
-        now: DateTime<Utc>,
     ) -> (RelayReport, Vec<ServiceError>) {
         let mut report = RelayReport::default();
         let mut errors = Vec::new();
         let sent: Vec<Result<Sent, ServiceError>> = stream::iter(owed)
-            .map(|owed| self.send_one(owed, now))
+            .map(|owed| self.send_one(owed))
             .buffer_unordered(self.config.sends_per_partner)
             .collect()
             .await;
@@ -154,14 +171,20 @@ impl AcmServer {
         (report, errors)
     }
 
-    async fn send_one(&self, owed: OwedMessage, now: DateTime<Utc>) -> Result<Sent, ServiceError> {
+    async fn send_one(&self, owed: OwedMessage) -> Result<Sent, ServiceError> {
         let id = owed.request_id;
-        let Some((to, message)) = self
-            .state(id)
-            .await?
-            .outbound()
-            .filter(|(_, m)| m.message_id() == owed.message_id)
-        else {
+        let owed_here = |state: RequestState| {
+            state
+                .outbound()
+                .filter(|(_, m)| m.message_id() == owed.message_id)
+        };
+        let mut found = owed_here(self.state(id).await?);
+        if found.is_none() {
+            // The store owes it and the cached state does not: the cache is behind (another
+            // process on the store, or a command still folding). Read the stream once.
+            found = owed_here(self.fresh_state(id).await?);
+        }
+        let Some((to, message)) = found else {
             tracing::debug!(%id, message_id = %owed.message_id, "no longer owed; not sent");
             return Ok(Sent::NotOwed);
         };
@@ -188,12 +211,12 @@ impl AcmServer {
             },
             (_, Ok(ack)) => {
                 tracing::warn!(%id, %to, ?ack, "partner answered with an unexpected acknowledgement");
-                let retry_at = self.retry_at(now, owed.attempts);
+                let retry_at = self.retry_at(self.ports.clock.now(), owed.attempts);
                 return Ok(Sent::Failed(owed, SendFailure::Unreachable { retry_at }));
             }
             (_, Err(TransportError::Refused { problem, .. })) => {
                 tracing::warn!(%id, %to, %problem, "partner refused the message; parked");
-                let retry_at = later(now, self.config.refused_retry);
+                let retry_at = later(self.ports.clock.now(), self.config.refused_retry);
                 let problem = problem.code().to_owned();
                 return Ok(Sent::Failed(
                     owed,
@@ -202,14 +225,16 @@ impl AcmServer {
             }
             (_, Err(error)) => {
                 tracing::debug!(%id, %to, %error, "partner message not acknowledged; will retry");
-                let retry_at = self.retry_at(now, owed.attempts);
+                // From when the send gave up, not when the pass began.
+                let retry_at = self.retry_at(self.ports.clock.now(), owed.attempts);
                 return Ok(Sent::Failed(owed, SendFailure::Unreachable { retry_at }));
             }
         };
         Ok(Sent::Acked(id, to, command, message_id))
     }
 
-    /// Exponential back-off from 100 ms, at most the configured longest.
+    /// Exponential back-off, 200 ms after the first failure and doubling, at most the
+    /// configured longest.
     fn retry_at(&self, now: DateTime<Utc>, attempts: u32) -> DateTime<Utc> {
         let attempts = attempts.saturating_add(1);
         let backoff = Duration::milliseconds(100)
