@@ -5,13 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use acm_core::{
-    AcmServer, EventStore, ManualClock, Ports, SequentialIds, ServerConfig, StaticDirectory,
-};
-use acm_store_memory::InProcessNetwork;
+use acm_core::{AcmServer, EventStore, SequentialIds, ServerConfig};
 use acm_store_sqlite::SqliteAcmStore;
 
-use crate::lifecycle::{bob, partner_steps, run_step, system_a, system_b};
+use crate::lifecycle::{partner_steps, run_step, system_b};
 use crate::util::{fresh_db, remove_db, runtime};
 
 /// Commands per lifecycle.
@@ -26,16 +23,7 @@ pub fn run(n: usize, tasks: usize, dir: &Path) {
     let store = Arc::new(SqliteAcmStore::open(&path).expect("opening the SQLite store"));
     let rt = runtime();
     let (secs, events, stats) = rt.block_on(async {
-        let directory = StaticDirectory::new(system_b())
-            .with_partner(system_a(), vec![system_a()])
-            .with_user(bob(), true);
-        let ports = Ports::builder(
-            Arc::new(directory),
-            InProcessNetwork::new().transport(system_b()),
-        )
-        .clock(Arc::new(ManualClock::default()))
-        .ids(Arc::new(SequentialIds::new(0xB)))
-        .build();
+        let ports = crate::lifecycle::ports_b();
         let config = ServerConfig {
             cache_capacity: n.max(10_000),
             ..ServerConfig::new(system_b())

@@ -127,3 +127,18 @@ pub async fn run_step(server: &AcmServer, request_id: RequestId, step: &Step) {
     .unwrap_or_else(|e| panic!("a lifecycle step was refused: {e}"));
     assert!(!events.is_empty(), "every step records");
 }
+
+/// B's ports with nothing behind them that costs: a static directory with bob, a transport
+/// that is never called, a manual clock and sequential ids.
+pub fn ports_b() -> acm_core::Ports {
+    let directory = acm_core::StaticDirectory::new(system_b())
+        .with_partner(system_a(), vec![system_a()])
+        .with_user(bob(), true);
+    acm_core::Ports::builder(
+        Arc::new(directory),
+        acm_store_memory::InProcessNetwork::new().transport(system_b()),
+    )
+    .clock(Arc::new(acm_core::ManualClock::default()))
+    .ids(Arc::new(acm_core::SequentialIds::new(0xB)))
+    .build()
+}

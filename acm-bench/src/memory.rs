@@ -3,28 +3,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use acm_core::{
-    AcmServer, EventStore, ManualClock, Ports, SequentialIds, ServerConfig, StaticDirectory,
-};
-use acm_store_memory::{InProcessNetwork, MemoryAcmStore};
+use acm_core::{AcmServer, EventStore, SequentialIds, ServerConfig};
+use acm_store_memory::MemoryAcmStore;
 use futures_executor::block_on;
 
-use crate::lifecycle::{bob, partner_steps, run_step, system_a, system_b};
+use crate::lifecycle::{partner_steps, run_step, system_b};
 
 /// Commands per lifecycle.
 const COMMANDS: usize = 5;
 
 pub fn run(n: usize, cold: bool) {
-    let directory = StaticDirectory::new(system_b())
-        .with_partner(system_a(), vec![system_a()])
-        .with_user(bob(), true);
-    let ports = Ports::builder(
-        Arc::new(directory),
-        InProcessNetwork::new().transport(system_b()),
-    )
-    .clock(Arc::new(ManualClock::default()))
-    .ids(Arc::new(SequentialIds::new(0xB)))
-    .build();
+    let ports = crate::lifecycle::ports_b();
     let config = ServerConfig {
         // One entry, and commands interleaved across requests: every command misses and
         // reads its stream, as a store without a state cache does.

@@ -9,15 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use acm_core::{
-    AcmServer, EventStore, ExpectedVersion, IdSource, Ids, ManualClock, NewEvent, Ports,
-    RequestState, SequentialIds, ServerConfig, StaticDirectory, StreamId, decide, evolve,
+    AcmServer, EventStore, ExpectedVersion, IdSource, Ids, NewEvent, RequestState, SequentialIds,
+    ServerConfig, StreamId, decide, evolve,
 };
-use acm_store_memory::InProcessNetwork;
 use acm_store_sqlite::SqliteAcmStore;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
-use crate::lifecycle::{bob, partner_steps, system_a, system_b};
+use crate::lifecycle::{bob, partner_steps, system_b};
 use crate::util::{fresh_db, remove_db, rss_kib, runtime};
 
 const QUERIES: usize = 1_000;
@@ -122,15 +121,7 @@ pub fn run(requests: usize, inflight: usize, dir: &Path, keep: bool, existing: O
     let store = Arc::new(SqliteAcmStore::open(&path).expect("reopening the store"));
     let store_open = t.elapsed();
     let (server_open, rss_open, first, median, p99, rss_queries) = rt.block_on(async {
-        let directory = StaticDirectory::new(system_b())
-            .with_partner(system_a(), vec![system_a()])
-            .with_user(bob(), true);
-        let ports = Ports::builder(
-            Arc::new(directory),
-            InProcessNetwork::new().transport(system_b()),
-        )
-        .clock(Arc::new(ManualClock::default()))
-        .build();
+        let ports = crate::lifecycle::ports_b();
         let t = Instant::now();
         let server = AcmServer::open(ServerConfig::new(system_b()), ports, store.clone())
             .await
