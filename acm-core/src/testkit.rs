@@ -14,6 +14,7 @@ pub mod intercept;
 pub mod model;
 pub mod network;
 pub mod strategies;
+pub mod workload;
 
 pub use crate::clock::ManualClock;
 pub use crate::server::execute;

@@ -28,22 +28,20 @@
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
-use acm_core::ManualClock;
-use acm_core::StaticDirectory;
+use acm_core::Command;
+use acm_core::RequestId;
 use acm_core::audit::replay;
+use acm_core::testkit::workload::{Step, partner_steps, ports_b, run_step, system_b};
 use acm_core::{
-    AcmRequest, AcmRequestBody, AcmResponse, Decision, Limits, Outcome, Processing, Responder,
-    Target,
+    AcmRequest, AcmRequestBody, AcmResponse, Decision, Limits, Outcome, Responder, Target,
 };
 use acm_core::{
-    AcmServer, Event, PendingItem, Ports, RequestState, ServerConfig, Submission, decide, evolve,
+    AcmServer, Event, PendingItem, RequestState, ServerConfig, Submission, decide, evolve,
 };
-use acm_core::{Actor, CausationId, Envelope, EventStore};
-use acm_core::{Command, ReceiptFacts};
+use acm_core::{Envelope, EventStore};
 use acm_core::{IdSource, Ids, SequentialIds};
-use acm_core::{MessageId, RequestId, SystemId};
+use acm_store_memory::MemoryAcmStore;
 use acm_store_memory::fixture::{TwoSystems, alice, bob, groups, id, provision};
-use acm_store_memory::{InProcessNetwork, MemoryAcmStore};
 use chrono::{DateTime, Utc};
 use divan::counter::ItemsCount;
 use divan::{AllocProfiler, Bencher, black_box};
@@ -65,14 +63,6 @@ const PARTNER_EVENTS: usize = 6;
 /// Size of the log that `c_rebuild` replays.
 const REPLAY_EVENTS: usize = 100_000;
 
-fn system_a() -> SystemId {
-    id("mc-a.example")
-}
-
-fn system_b() -> SystemId {
-    id("mc-b.example")
-}
-
 fn noon() -> DateTime<Utc> {
     id("2026-01-01T12:00:00Z")
 }
@@ -93,75 +83,6 @@ fn request(request_id: RequestId) -> AcmRequest {
         request_id,
         ..TEMPLATE.clone()
     }
-}
-
-/// What B's server looks up on receipt of the template request (manual processing).
-fn receipt_facts() -> ReceiptFacts {
-    ReceiptFacts {
-        local: system_b(),
-        interconnected: true,
-        home_domains: vec![system_a()],
-        recipients: Ok(Arc::from([bob()])),
-        processing: Processing::Manual,
-        limits: Limits::default(),
-    }
-}
-
-/// One command of a lifecycle, with the actor and causation the service would give it.
-struct Step {
-    command: Command,
-    actor: Actor,
-    causation: Option<CausationId>,
-}
-
-/// The partner side of one accepted request, as B's server runs it: Receive → Deliver →
-/// Respond → `RecordResponseAck` → `RecordAcceptanceApplied`.
-fn partner_steps(ids: &dyn IdSource) -> (RequestId, [Step; 5]) {
-    let request_id = ids.request_id().expect("sequential ids");
-    let forward: MessageId = ids.message_id().expect("sequential ids");
-    let response: MessageId = ids.message_id().expect("sequential ids");
-    let steps = [
-        Step {
-            command: Command::Receive {
-                from: system_a(),
-                message_id: forward,
-                request: Arc::new(request(request_id)),
-                facts: receipt_facts(),
-                response_message_id: ids.message_id().expect("sequential ids"),
-                at: noon(),
-            },
-            actor: Actor::System(system_a()),
-            causation: Some(forward.into()),
-        },
-        Step {
-            command: Command::Deliver { to: bob() },
-            actor: Actor::User(bob()),
-            causation: None,
-        },
-        Step {
-            command: Command::Respond {
-                by: bob(),
-                alias: None,
-                decision: Decision::Accept,
-                message_id: response,
-            },
-            actor: Actor::User(bob()),
-            causation: None,
-        },
-        Step {
-            command: Command::RecordResponseAck {
-                message_id: response,
-            },
-            actor: Actor::System(system_a()),
-            causation: Some(response.into()),
-        },
-        Step {
-            command: Command::RecordAcceptanceApplied,
-            actor: Actor::System(system_b()),
-            causation: None,
-        },
-    ];
-    (request_id, steps)
 }
 
 /// The primary side of one accepted request, as A's server runs it: Submit →
@@ -200,21 +121,6 @@ fn primary_commands(ids: &dyn IdSource) -> [Command; 4] {
     ]
 }
 
-/// Ports of B's server with nothing behind them that costs: a static directory, a transport
-/// that is never called, no hook, a manual clock and sequential ids.
-fn ports_b() -> Ports {
-    let directory = StaticDirectory::new(system_b())
-        .with_partner(system_a(), vec![system_a()])
-        .with_user(bob(), true);
-    Ports::builder(
-        Arc::new(directory),
-        InProcessNetwork::new().transport(system_b()),
-    )
-    .clock(Arc::new(ManualClock::default()))
-    .ids(Arc::new(SequentialIds::new(0xB)))
-    .build()
-}
-
 fn open_b(store: Arc<MemoryAcmStore>) -> AcmServer {
     block_on(AcmServer::open(
         ServerConfig::new(system_b()),
@@ -227,16 +133,7 @@ fn open_b(store: Arc<MemoryAcmStore>) -> AcmServer {
 /// Runs `steps` through the service, as the server's own entry points would.
 async fn execute_all(server: &AcmServer, request_id: RequestId, steps: &[Step]) {
     for step in steps {
-        let events = acm_core::testkit::execute(
-            server,
-            request_id,
-            &step.command,
-            &step.actor,
-            step.causation,
-        )
-        .await
-        .expect("every step of the lifecycle is accepted");
-        debug_assert!(!events.is_empty());
+        run_step(server, request_id, step).await;
     }
 }
 

@@ -172,8 +172,10 @@ impl Projection<Event> for AcmProjection {
                 .iter()
                 .fold(RequestState::Empty, evolve),
         };
-        let after = evolve(before.clone(), &a.event.payload);
-        RowChange::of(views::changes(&before, &after), a.event.recorded_at, out);
+        // Summarised, then folded in place: no copy of the state per event.
+        let summary = views::Summary::of(&before);
+        let after = evolve(before, &a.event.payload);
+        RowChange::of(summary.changes_to(&after), a.event.recorded_at, out);
         if !views::is_settled(&after) && self.capacity > 0 {
             if self.states.len() >= self.capacity {
                 self.states.clear();

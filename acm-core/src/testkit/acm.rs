@@ -115,7 +115,7 @@ fn request(n: u64) -> Arc<AcmRequest> {
 
 /// The command `step` stands for, for the request it names.
 #[allow(clippy::too_many_lines)] // one arm per step
-pub fn command(step: &Step, state: &RequestState) -> (u64, Command) {
+pub fn command(step: &Step) -> (u64, Command) {
     let later = t0() + Duration::days(400);
     match step {
         Step::Submit(n, authorised, key) => (
@@ -232,16 +232,13 @@ pub fn command(step: &Step, state: &RequestState) -> (u64, Command) {
                 message_id: message_id(*n, 2),
             },
         ),
-        Step::GiveUp(n) => {
-            let _ = state;
-            (
-                *n,
-                Command::GiveUp {
-                    now: later,
-                    deadline: Duration::days(1),
-                },
-            )
-        }
+        Step::GiveUp(n) => (
+            *n,
+            Command::GiveUp {
+                now: later,
+                deadline: Duration::days(1),
+            },
+        ),
         Step::HookApplied(n) => (*n, Command::RecordAcceptanceApplied),
     }
 }
@@ -307,7 +304,7 @@ pub async fn apply_history<S: AcmStore + ?Sized>(store: &S, steps: &[Step]) -> u
         };
         let (state, version) = states.get(&n).cloned().unwrap_or_default();
         next_event = 0;
-        let (n, command) = command(step, &state);
+        let (n, command) = command(step);
         let Ok(events) = decide(&state, &command) else {
             continue;
         };
@@ -498,7 +495,7 @@ pub fn views_match_the_fold<S: AcmStore>(fresh: impl Fn() -> S, cases: u32) {
 pub async fn message_ids_are_claimed_once<S: AcmStore + ?Sized>(store: &S) {
     apply_history(store, &[Step::Receive(1, Processing::Manual)]).await;
     let head = store.head().await.unwrap_or_else(|e| panic!("{e}"));
-    let (_, command) = command(&Step::Receive(3, Processing::Manual), &RequestState::Empty);
+    let (_, command) = command(&Step::Receive(3, Processing::Manual));
     let Command::Receive {
         from,
         request,

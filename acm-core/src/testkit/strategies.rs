@@ -98,7 +98,7 @@ pub fn step() -> impl Strategy<Value = Step> {
 
 /// A command, as a step of a history would give it.
 pub fn any_command() -> impl Strategy<Value = Command> {
-    step().prop_map(|s| command(&s, &RequestState::Empty).1)
+    step().prop_map(|s| command(&s).1)
 }
 
 /// The events a history of up to `len` steps records for one request, in order: every
@@ -108,7 +108,7 @@ pub fn events(len: usize) -> impl Strategy<Value = Vec<Event>> {
         let mut state = RequestState::Empty;
         let mut log = Vec::new();
         for s in steps {
-            let (n, cmd) = command(&s, &state);
+            let (n, cmd) = command(&s);
             // One request: the primary's (0) or the partner's (1), whichever comes first.
             if n > 1 {
                 continue;

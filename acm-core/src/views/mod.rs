@@ -127,19 +127,15 @@ pub struct Summary {
 
 /// A copy of a short list of users that allocates only for two or more (alias targets).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Users {
-    /// Nobody.
-    #[doc(hidden)]
+pub(crate) enum Users {
     None,
-    #[doc(hidden)]
     One(McServiceId),
-    #[doc(hidden)]
     Many(Vec<McServiceId>),
 }
 
 impl Users {
     /// A copy of `users`.
-    pub fn of(users: &[McServiceId]) -> Self {
+    pub(crate) fn of(users: &[McServiceId]) -> Self {
         match users {
             [] => Self::None,
             [one] => Self::One(one.clone()),
@@ -148,7 +144,7 @@ impl Users {
     }
 
     /// The users.
-    pub fn as_slice(&self) -> &[McServiceId] {
+    pub(crate) fn as_slice(&self) -> &[McServiceId] {
         match self {
             Self::None => &[],
             Self::One(user) => std::slice::from_ref(user),

@@ -20,9 +20,8 @@ fn run(steps: &[Step]) -> (BTreeMap<u64, RequestState>, ViewModel) {
     let mut states: BTreeMap<u64, RequestState> = BTreeMap::new();
     let mut model = ViewModel::new();
     for step in steps {
-        let (n, _) = command(step, &RequestState::Empty);
+        let (n, cmd) = command(step);
         let before = states.get(&n).cloned().unwrap_or_default();
-        let (_, cmd) = command(step, &before);
         let Ok(events) = decide(&before, &cmd) else {
             continue;
         };
