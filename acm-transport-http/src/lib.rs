@@ -1,13 +1,18 @@
 //! # acm-transport-http
 //!
-//! The networked side of acm. Today it holds the [`Runner`] that drives an ACM server's
-//! duties on tokio, with graceful shutdown. The HTTPS transport comes next: it will implement
-//! `acm_core::PartnerTransport` with mutual TLS between ACM servers (a partner is identified
-//! by its certificate), serve `acm_core::PartnerInbox` and the ACM client API (bearer access
-//! tokens, RFC 9457 problem details), and carry pending ACM data notifications. Until then,
-//! `acm_store_memory::InProcessNetwork` joins servers in process.
+//! The networked side of acm: the ACM client API and the partner API over HTTPS (axum,
+//! rustls), the HTTPS [`PartnerTransport`](acm_core::PartnerTransport) between ACM servers
+//! (mutual TLS: a partner is known by its certificate), access tokens as an MC identity
+//! management server issues them, RFC 9457 problem details, and the [`Runner`] that drives
+//! an ACM server's duties on tokio.
 #![warn(missing_docs)]
 
+mod auth;
+mod problem;
 mod runner;
+mod tls;
+mod transport;
+pub mod wire;
 
+pub use problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX, Problem};
 pub use runner::{Runner, run_until};

@@ -1,0 +1,193 @@
+//! The wire contract: the JSON bodies of the client API and of the partner API, shared by the
+//! servers that read them and the clients that write them.
+//!
+//! Every body a server reads refuses unknown fields, so a misspelt or forged field (a sender
+//! system, a requester) is an error instead of being silently dropped.
+
+use acm_core::{
+    AcmRequest, AcmResponse, DownloadedItem, FunctionalAlias, GroupId, McServiceId, MessageId,
+    PartnerAck, RequestId, SystemId, Target,
+};
+use serde::{Deserialize, Serialize};
+
+/// Routes of the client API (ACM client → its own ACM server).
+pub mod client_routes {
+    /// Submit an interconnection group identity provision request (step 1).
+    pub const PROVISION_REQUESTS: &str =
+        "/acm/v1/interconnection-group-identity-provision/requests";
+    /// One request as its requester sees it (`GET`).
+    pub const REQUEST: &str = "/acm/v1/requests/{request_id}";
+    /// Withdraw one's own request (`POST`).
+    pub const WITHDRAWAL: &str = "/acm/v1/requests/{request_id}/withdrawal";
+    /// Answer a delivered partner request (step 9, `POST`).
+    pub const RESPONSE: &str = "/acm/v1/requests/{request_id}/response";
+    /// The pending ACM data download (steps 7b–8, 13b–14, `GET`).
+    pub const PENDING: &str = "/acm/v1/pending-acm-data";
+    /// The acknowledgement of a download (`POST`).
+    pub const ACKNOWLEDGEMENT: &str = "/acm/v1/pending-acm-data/acknowledgement";
+    /// The pending ACM data notification stream (steps 6/12 log-on, 7a/13a, `GET`, SSE).
+    pub const NOTIFICATIONS: &str = "/acm/v1/pending-acm-data/notifications";
+    /// The name of the SSE event that carries a pending ACM data notification.
+    pub const NOTIFICATION_EVENT: &str = "pending-acm-data-notification";
+}
+
+/// Routes of the partner API (ACM server → partner ACM server, mutual TLS).
+pub mod partner_routes {
+    /// Step 3 → 4a/4b: a forwarded interconnection group identity provision request.
+    pub const PROVISION_REQUESTS: &str =
+        "/acm-partner/v1/interconnection-group-identity-provision/requests";
+    /// Step 10 → 11: a forwarded interconnection group identity provision response.
+    pub const PROVISION_RESPONSES: &str =
+        "/acm-partner/v1/interconnection-group-identity-provision/responses";
+    /// A requester's withdrawal.
+    pub const WITHDRAWALS: &str = "/acm-partner/v1/withdrawals";
+}
+
+/// Operations routes, on the client listener.
+pub mod ops_routes {
+    /// Liveness.
+    pub const HEALTHZ: &str = "/healthz";
+    /// Readiness: the store answers.
+    pub const READYZ: &str = "/readyz";
+    /// Prometheus metrics.
+    pub const METRICS: &str = "/metrics";
+    /// The OpenAPI document.
+    pub const OPENAPI: &str = "/openapi.json";
+}
+
+/// The header that carries a client's idempotency key on a submission.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Step 1: an interconnection group identity provision request as a client submits it. The
+/// requester is the token's user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionSubmission {
+    /// The partner MC system.
+    #[schema(value_type = String, example = "mc-b.example")]
+    pub partner: SystemId,
+    /// Who in the partner system is to handle it.
+    #[schema(value_type = Object)]
+    pub target: Target,
+    /// The MC service group IDs, homed in the requester's MC system.
+    #[schema(value_type = Vec<String>, example = json!(["sip:fire-ops@mc-a.example"]))]
+    pub groups: Vec<GroupId>,
+    /// The requester's functional alias, if they send as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub requester_alias: Option<FunctionalAlias>,
+    /// The requester; when given it must be the token's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub requester: Option<McServiceId>,
+}
+
+/// What a queued submission gets (steps 2–3 passed: authorised, queued for the partner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SubmissionAccepted {
+    /// The request's id, the same on both MC systems.
+    #[schema(value_type = String, format = Uuid)]
+    pub request_id: RequestId,
+    /// Always `queued`: authorised and owed to the partner.
+    pub status: String,
+}
+
+/// Step 9: a recipient's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseSubmission {
+    /// `accept` or `reject`.
+    pub decision: DecisionKind,
+    /// Free text for a rejection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The functional alias the user answers as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub responder_alias: Option<FunctionalAlias>,
+}
+
+/// Accept or reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// Accept the request.
+    Accept,
+    /// Reject it.
+    Reject,
+}
+
+/// What a withdrawal gets: the withdrawal is owed to the partner, whose answer arrives as
+/// pending ACM data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WithdrawalAccepted {
+    /// The request.
+    #[schema(value_type = String, format = Uuid)]
+    pub request_id: RequestId,
+    /// Always `withdrawal_requested`.
+    pub status: String,
+}
+
+/// The acknowledgement of a download: the items the client has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    /// The items, as the download listed them.
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<DownloadedItem>,
+}
+
+/// What an acknowledgement recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AcknowledgementRecorded {
+    /// Events recorded (0 for a repeat).
+    pub recorded: usize,
+}
+
+/// Step 3 on the wire: a request forwarded to the partner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedRequest {
+    /// Deduplication key.
+    #[schema(value_type = String, format = Uuid)]
+    pub message_id: MessageId,
+    /// The request.
+    #[schema(value_type = Object)]
+    pub request: AcmRequest,
+}
+
+/// Step 10 on the wire: a response forwarded to the primary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedResponse {
+    /// Deduplication key.
+    #[schema(value_type = String, format = Uuid)]
+    pub message_id: MessageId,
+    /// The request answered.
+    #[schema(value_type = String, format = Uuid)]
+    pub request_id: RequestId,
+    /// The response.
+    #[schema(value_type = Object)]
+    pub response: AcmResponse,
+}
+
+/// A withdrawal on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardedWithdrawal {
+    /// Message id.
+    #[schema(value_type = String, format = Uuid)]
+    pub message_id: MessageId,
+    /// The request to withdraw.
+    #[schema(value_type = String, format = Uuid)]
+    pub request_id: RequestId,
+}
+
+/// A partner's acknowledgement: TS 23.280's process indication, "received and stored".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerAckBody {
+    /// `stored`, `withdrawn` or `too_late`.
+    #[schema(value_type = String)]
+    pub ack: PartnerAck,
+}
