@@ -40,7 +40,7 @@ impl std::fmt::Display for Closure {
 ///
 /// Each variant is a stable, matchable reason: callers never need to read the message text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "error")]
+#[serde(rename_all = "snake_case", tag = "error", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum DomainError {
     /// A provision request with no group IDs.

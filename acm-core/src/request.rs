@@ -15,7 +15,12 @@ pub const MAX_REASON_LEN: usize = 1024;
 
 /// Who an ACM request is addressed to in the partner MC system.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+#[serde(
+    rename_all = "snake_case",
+    tag = "kind",
+    content = "id",
+    deny_unknown_fields
+)]
 pub enum Target {
     /// A selected MC service user of the partner system.
     User(McServiceId),
@@ -47,7 +52,7 @@ pub enum AcmRequestKind {
 
 /// The kind-specific content of an ACM request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum AcmRequestBody {
     /// Interconnection group identity provision request: the list of MC service group IDs.
@@ -131,6 +136,7 @@ impl Default for Limits {
 
 /// An ACM request as it travels from the primary to the partner MC system.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AcmRequest {
     /// acm's request id (a transport-level addition), the same on both systems.
     pub request_id: RequestId,
@@ -148,7 +154,7 @@ pub struct AcmRequest {
 
 /// Who answered an ACM request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 pub enum Responder {
     /// An authorised MC service user of the partner system (manual processing).
     User {
@@ -166,7 +172,7 @@ pub enum Responder {
 
 /// Why a partner's verification of a received request failed (step 4a).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "failure")]
+#[serde(rename_all = "snake_case", tag = "failure", deny_unknown_fields)]
 pub enum VerificationFailure {
     /// The target MC service user does not exist in the partner system.
     UnknownTarget {
@@ -238,7 +244,7 @@ impl fmt::Display for VerificationFailure {
 
 /// Why a request was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "by")]
+#[serde(rename_all = "snake_case", tag = "by", deny_unknown_fields)]
 pub enum RejectionReason {
     /// A partner user rejected it, with an optional free-text reason.
     User {
@@ -258,7 +264,7 @@ pub enum RejectionReason {
 
 /// The result carried by an ACM response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "result")]
+#[serde(rename_all = "snake_case", tag = "result", deny_unknown_fields)]
 pub enum Outcome {
     /// The partner accepted the request (for a provision: the groups will be configured).
     Accepted,
@@ -278,6 +284,7 @@ impl Outcome {
 
 /// An ACM response, for example an interconnection group identity provision response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AcmResponse {
     /// Who answered (responder MC service ID and optional functional alias, or the server).
     pub responder: Responder,
@@ -377,4 +384,16 @@ pub enum AuthorizationRefusal {
         /// The requester.
         user: McServiceId,
     },
+}
+
+impl AuthorizationRefusal {
+    /// A stable, machine-readable code for this refusal (the serde tag), for wire formats.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotAPartner { .. } => "not_a_partner",
+            Self::NotAuthorized { .. } => "not_authorized",
+            Self::GroupNotHomedHere { .. } => "group_not_homed_here",
+            Self::AliasNotHeld { .. } => "alias_not_held",
+        }
+    }
 }

@@ -114,6 +114,10 @@ impl AcmStore for MemoryAcmStore {
         Ok(self.with_views(|v| v.model.record_failed_send(message_id, failure)))
     }
 
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        Ok(self.with_views(|v| v.model.pending_count()))
+    }
+
     async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {
         Ok(self.with_views(|v| v.model.outbox_status()))
     }

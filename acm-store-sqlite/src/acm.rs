@@ -25,6 +25,7 @@ use crate::store::{SqliteOptions, SqliteStore, WriterStats};
 use crate::writer::Job;
 
 const PENDING_FOR: &str = include_str!("acm/pending_for.sql");
+const PENDING_COUNT: &str = include_str!("acm/pending_count.sql");
 const OUTBOX_STATUS: &str = include_str!("acm/outbox_status.sql");
 const DUE_HOOKS: &str = include_str!("acm/due_hooks.sql");
 const DUE_TIMERS: &str = include_str!("acm/due_timers.sql");
@@ -232,6 +233,16 @@ impl AcmStore for SqliteAcmStore {
             .await?;
         rx.await
             .map_err(|_| StoreError::from(BackendError::Closed))?
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(PENDING_COUNT)
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+                .map(i64::cast_unsigned)
+                .map_err(sqlite)
+        })
+        .await
     }
 
     async fn outbox_status(&self) -> Result<OutboxStatus, StoreError> {

@@ -523,6 +523,9 @@ impl<E: DomainEvent> Writer<E> {
             }
             return;
         }
+        // The metrics facade records nothing unless the application installed a recorder.
+        #[allow(clippy::cast_precision_loss)]
+        metrics::histogram!("acm_store_commit_batch_size").record(batch.len() as f64);
         let mut tx = Tx {
             head: self.head,
             chain: self.chain,

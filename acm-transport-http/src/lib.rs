@@ -7,12 +7,19 @@
 //! an ACM server's duties on tokio.
 #![warn(missing_docs)]
 
+mod api;
 mod auth;
 mod problem;
 mod runner;
+mod serve;
 mod tls;
 mod transport;
 pub mod wire;
 
+pub use api::{
+    Api, ApiConfig, AuthFailure, Authenticator, PROBLEM_KINDS, PartnerIdentifier, ProblemKind,
+    openapi_document,
+};
 pub use problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX, Problem};
 pub use runner::{Runner, run_until};
+pub use serve::{HttpsServer, TlsListener};

@@ -57,6 +57,7 @@ async fn tick_until(
         }
         // A pass is not cut short by a stop: it runs to its end.
         let report = server.tick().await;
+        record(&report);
         if !report.errors.is_empty() {
             tracing::warn!(
                 errors = report.errors.len(),
@@ -64,6 +65,27 @@ async fn tick_until(
             );
         }
     }
+}
+
+/// The pass's outcomes as Prometheus counters.
+fn record(report: &acm_core::TickReport) {
+    let relay = &report.relay;
+    for (outcome, count) in [
+        ("acknowledged", relay.acknowledged),
+        ("unreachable", relay.unreachable),
+        ("refused", relay.refused),
+        ("not_owed", relay.not_owed),
+    ] {
+        metrics::counter!("acm_relay_sends_total", "outcome" => outcome).increment(count as u64);
+    }
+    for (duty, count) in [
+        ("expired", report.expired),
+        ("undeliverable", report.undeliverable),
+        ("hooks", report.hooks),
+    ] {
+        metrics::counter!("acm_duties_total", "duty" => duty).increment(count as u64);
+    }
+    metrics::counter!("acm_duty_errors_total").increment(report.errors.len() as u64);
 }
 
 async fn follow_until(server: Arc<AcmServer>, mut stopped: watch::Receiver<bool>) {

@@ -51,7 +51,7 @@ pub mod ops_routes {
     pub const READYZ: &str = "/readyz";
     /// Prometheus metrics.
     pub const METRICS: &str = "/metrics";
-    /// The OpenAPI document.
+    /// The `OpenAPI` document.
     pub const OPENAPI: &str = "/openapi.json";
 }
 
@@ -190,4 +190,38 @@ pub struct PartnerAckBody {
     /// `stored`, `withdrawn` or `too_late`.
     #[schema(value_type = String)]
     pub ack: PartnerAck,
+}
+
+/// One request as its requester sees it on their own ACM server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RequestStatus {
+    /// The request's id.
+    #[schema(value_type = String, format = Uuid)]
+    pub request_id: RequestId,
+    /// Where it stands, in one word: `refused`, `queued` (owed to the partner),
+    /// `stored_at_partner` (step 4b), `undeliverable`, `withdrawn` or `answered`.
+    pub stage: String,
+    /// The partner MC system.
+    #[schema(value_type = String)]
+    pub partner: SystemId,
+    /// Who there.
+    #[schema(value_type = Object)]
+    pub target: Target,
+    /// The MC service group IDs.
+    #[schema(value_type = Vec<String>)]
+    pub groups: Vec<GroupId>,
+    /// When it was submitted.
+    pub submitted_at: chrono::DateTime<chrono::Utc>,
+    /// Step 2's refusal code, when refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// `none`, `requested`, `withdrawn` or `too_late`.
+    pub withdrawal: String,
+    /// The partner's response, once stored here (step 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<AcmResponse>,
+    /// Whether the response (or the undeliverable notice) was delivered to the requester
+    /// (step 14).
+    pub delivered: bool,
 }

@@ -394,6 +394,14 @@ pub async fn assert_views_read_only<S: AcmStore + ?Sized>(store: &S, expected: &
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got, expected.pending_for(&user), "pending for {user}");
     }
+    assert_eq!(
+        store
+            .pending_count()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        expected.pending_count(),
+        "pending count"
+    );
     let status = store
         .outbox_status()
         .await

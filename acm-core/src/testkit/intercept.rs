@@ -114,6 +114,10 @@ where
         self.inner.record_failed_send(message_id, failure).await
     }
 
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.inner.pending_count().await
+    }
+
     async fn outbox_status(&self) -> Result<crate::views::OutboxStatus, StoreError> {
         self.inner.outbox_status().await
     }

@@ -149,6 +149,11 @@ impl ViewModel {
             .unwrap_or_default()
     }
 
+    /// How many items are pending, over every user.
+    pub fn pending_count(&self) -> u64 {
+        self.pending.values().map(|s| s.len() as u64).sum()
+    }
+
     /// Every user with something pending, and what.
     pub fn pending(&self) -> BTreeMap<McServiceId, BTreeSet<RequestId>> {
         self.pending

@@ -126,6 +126,10 @@ pub trait AcmStore: EventStore<Event> {
     /// Requests pending for `user`, oldest first (request ids are UUID v7).
     async fn pending_for(&self, user: &McServiceId) -> Result<Vec<RequestId>, StoreError>;
 
+    /// How many items are pending, over every user (a request pending for two users counts
+    /// twice): for metrics.
+    async fn pending_count(&self) -> Result<u64, StoreError>;
+
     /// Claims up to `limit` owed messages due at `now`, the longest-waiting first; each stays
     /// claimed until `now + lease`.
     async fn claim_outbox(
@@ -177,6 +181,10 @@ pub trait AcmStore: EventStore<Event> {
 impl<S: AcmStore + ?Sized> AcmStore for std::sync::Arc<S> {
     async fn pending_for(&self, user: &McServiceId) -> Result<Vec<RequestId>, StoreError> {
         (**self).pending_for(user).await
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        (**self).pending_count().await
     }
 
     async fn claim_outbox(
