@@ -17,6 +17,8 @@ mod file;
 mod files;
 mod url;
 
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
