@@ -245,6 +245,26 @@ fn example_b_takes_the_defaults_and_gives_its_directory() {
     );
 }
 
+#[test]
+fn the_examples_shown_in_the_configuration_doc_are_the_example_files() {
+    let doc = std::fs::read_to_string(examples().join("../configuration.md")).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert_eq!(blocks.len(), 2, "the doc shows two example files");
+    for (block, name) in blocks
+        .iter()
+        .zip(["mc-a.example.toml", "mc-b.example.toml"])
+    {
+        let shown = Config::parse(block, base_dir()).unwrap();
+        let file = Config::parse(&example(name), base_dir()).unwrap();
+        // Config has no PartialEq (ServerConfig has none); Debug shows every field.
+        assert_eq!(format!("{shown:?}"), format!("{file:?}"), "{name}");
+    }
+}
+
 /// Each file a configuration names, with content of the kind `check_files` wants; the TLS
 /// and token loaders parse the real thing.
 fn lay_out(dir: &Path, files: &[&str]) {
