@@ -14,5 +14,9 @@ mod tls;
 mod transport;
 pub mod wire;
 
+pub use auth::{
+    DEFAULT_CLAIM, DEFAULT_LEEWAY, MAX_LEEWAY, SUPPORTED_ALGORITHMS, TokenConfigError, TokenError,
+    TokenIssueError, TokenPolicy,
+};
 pub use problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX, Problem};
 pub use runner::{Runner, run_until};
