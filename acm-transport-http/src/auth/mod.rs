@@ -12,7 +12,9 @@
 //! [`McServiceId`]: acm_core::McServiceId
 
 mod error;
+mod keys;
 mod policy;
 
 pub use error::{TokenConfigError, TokenError, TokenIssueError};
+pub use keys::TokenKeys;
 pub use policy::{DEFAULT_CLAIM, DEFAULT_LEEWAY, MAX_LEEWAY, SUPPORTED_ALGORITHMS, TokenPolicy};
