@@ -11,10 +11,13 @@
 //!
 //! [`McServiceId`]: acm_core::McServiceId
 
+mod compact;
 mod error;
 mod keys;
 mod policy;
+mod verify;
 
 pub use error::{TokenConfigError, TokenError, TokenIssueError};
 pub use keys::TokenKeys;
 pub use policy::{DEFAULT_CLAIM, DEFAULT_LEEWAY, MAX_LEEWAY, SUPPORTED_ALGORITHMS, TokenPolicy};
+pub use verify::TokenVerifier;
