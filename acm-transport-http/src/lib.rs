@@ -16,7 +16,7 @@ pub mod wire;
 
 pub use auth::{
     DEFAULT_CLAIM, DEFAULT_LEEWAY, MAX_LEEWAY, SUPPORTED_ALGORITHMS, TokenConfigError, TokenError,
-    TokenIssueError, TokenKeys, TokenPolicy, TokenVerifier,
+    TokenIssueError, TokenIssuer, TokenKeys, TokenPolicy, TokenVerifier,
 };
 pub use problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX, Problem};
 pub use runner::{Runner, run_until};

@@ -13,11 +13,13 @@
 
 mod compact;
 mod error;
+mod issue;
 mod keys;
 mod policy;
 mod verify;
 
 pub use error::{TokenConfigError, TokenError, TokenIssueError};
+pub use issue::TokenIssuer;
 pub use keys::TokenKeys;
 pub use policy::{DEFAULT_CLAIM, DEFAULT_LEEWAY, MAX_LEEWAY, SUPPORTED_ALGORITHMS, TokenPolicy};
 pub use verify::TokenVerifier;
