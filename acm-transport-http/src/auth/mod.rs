@@ -18,6 +18,9 @@ mod keys;
 mod policy;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::{TokenConfigError, TokenError, TokenIssueError};
 pub use issue::TokenIssuer;
 pub use keys::TokenKeys;
