@@ -20,6 +20,10 @@ pub use api::{
     Api, ApiConfig, AuthFailure, Authenticator, PROBLEM_KINDS, PartnerIdentifier, ProblemKind,
     openapi_document,
 };
+pub use auth::{
+    DEFAULT_CLAIM, DEFAULT_LEEWAY, MAX_LEEWAY, SUPPORTED_ALGORITHMS, TokenConfigError, TokenError,
+    TokenIssueError, TokenIssuer, TokenKeys, TokenPolicy, TokenVerifier,
+};
 pub use problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX, Problem};
 pub use runner::{Runner, run_until};
 pub use serve::{HttpsServer, TlsListener};

@@ -16,6 +16,7 @@ mod openapi;
 mod ops;
 mod partner;
 mod problems;
+mod seams;
 
 use std::sync::Arc;
 use std::time::Duration;
