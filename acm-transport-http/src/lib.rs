@@ -27,3 +27,9 @@ pub use auth::{
 pub use problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX, Problem};
 pub use runner::{Runner, run_until};
 pub use serve::{HttpsServer, TlsListener};
+#[cfg(feature = "pki")]
+pub use tls::pki;
+pub use tls::{
+    PartnerTrust, TlsError, TlsIdentity, client_api_client_config, client_api_server_config,
+    crypto_provider, partner_api_server_config, partner_client_config,
+};
