@@ -33,3 +33,4 @@ pub use tls::{
     PartnerTrust, TlsError, TlsIdentity, client_api_client_config, client_api_server_config,
     crypto_provider, partner_api_server_config, partner_client_config,
 };
+pub use transport::{HttpsPartnerTransport, PartnerEndpoint, TransportOptions};
