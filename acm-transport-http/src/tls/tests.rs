@@ -90,8 +90,14 @@ fn a_partners_own_certificate_names_it() {
     let trust = trust(&[("mc-b.example", &ca_b), ("mc-c.example", &ca_c)]);
     let b = leaf(&ca_b, &["mc-b.example", "localhost"]);
     let c = leaf(&ca_c, &["mc-c.example"]);
-    assert_eq!(trust.identify(&[b]), Some(sys("mc-b.example")));
+    assert_eq!(
+        trust.identify(std::slice::from_ref(&b)),
+        Some(sys("mc-b.example"))
+    );
     assert_eq!(trust.identify(&[c]), Some(sys("mc-c.example")));
+    // As the partner API sees it.
+    let api: Arc<dyn crate::PartnerIdentifier> = Arc::new(trust);
+    assert_eq!(api.identify(&[b]), Some(sys("mc-b.example")));
 }
 
 #[test]

@@ -111,6 +111,13 @@ impl PartnerTrust {
     }
 }
 
+/// The partner API names a message's sender this way.
+impl crate::PartnerIdentifier for PartnerTrust {
+    fn identify(&self, chain: &[CertificateDer<'_>]) -> Option<SystemId> {
+        PartnerTrust::identify(self, chain)
+    }
+}
+
 impl fmt::Debug for PartnerTrust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
