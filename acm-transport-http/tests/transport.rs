@@ -7,17 +7,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acm_core::{
-    AcmRequest, AcmRequestBody, AcmResponse, DomainError, MessageId, Outcome, PartnerAck,
-    PartnerMessage, PartnerProblem, PartnerTransport, RequestId, Responder, SystemId, Target,
-    TransportError,
+    AcmRequest, AcmRequestBody, AcmResponse, AcmServer, AcmStore, DomainError, McServiceId,
+    MessageId, Outcome, PartnerAck, PartnerMessage, PartnerProblem, PartnerTransport, Ports,
+    RequestId, Responder, ServerConfig, SystemId, Target, TransportError,
 };
+use acm_store_memory::fixture::{TwoSystems, alice, bob, provision};
 use acm_transport_http::pki::SystemPki;
 use acm_transport_http::wire::{
     ForwardedRequest, ForwardedResponse, ForwardedWithdrawal, PartnerAckBody, partner_routes,
 };
 use acm_transport_http::{
-    HttpsPartnerTransport, PROBLEM_JSON, PartnerEndpoint, PartnerTrust, Problem, TlsIdentity,
-    TransportOptions, partner_api_server_config,
+    Api, ApiConfig, AuthFailure, Authenticator, HttpsPartnerTransport, HttpsServer, PROBLEM_JSON,
+    PartnerEndpoint, PartnerTrust, Problem, TlsIdentity, TlsListener, TransportOptions,
+    client_api_server_config, partner_api_server_config,
 };
 use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
@@ -533,4 +535,104 @@ async fn an_unconfigured_partner_is_unreachable() {
     assert_eq!(system, sys("mc-z.example"));
     assert!(detail.contains("not a configured partner"), "{detail}");
     assert!(server.seen().is_empty());
+}
+
+/// The client API is not exercised here: every token is refused.
+struct NoClients;
+
+impl Authenticator for NoClients {
+    fn authenticate(&self, _: Option<&str>) -> Result<McServiceId, AuthFailure> {
+        Err(AuthFailure {
+            code: "token_missing",
+            detail: "no client API in this test".into(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_over_https_reaches_the_partners_api_and_its_refusals_come_back() {
+    let two = TwoSystems::new().await.unwrap();
+    let (a_id, b_id) = (two.a.id.clone(), two.b.id.clone());
+    let a = SystemPki::generate(&a_id).unwrap();
+    let b = SystemPki::generate(&b_id).unwrap();
+    let c = SystemPki::generate(&sys("mc-c.example")).unwrap();
+    // B's listener lets C's certificate through, but B's directory does not interconnect C.
+    let trust = Arc::new(
+        PartnerTrust::new()
+            .with_partner(a_id.clone(), a.ca_pem().as_bytes())
+            .unwrap()
+            .with_partner(c.system().clone(), c.ca_pem().as_bytes())
+            .unwrap(),
+    );
+    let api = Api::new(
+        two.b.server.clone(),
+        Arc::new(NoClients),
+        trust.clone(),
+        ApiConfig::default(),
+    );
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = HttpsServer::start(
+        api,
+        TlsListener::bind(loopback, client_api_server_config(&b.identity()).unwrap()).unwrap(),
+        TlsListener::bind(
+            loopback,
+            partner_api_server_config(&b.identity(), trust).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let to_b = |from: &SystemPki| {
+        HttpsPartnerTransport::new(
+            &from.identity(),
+            vec![PartnerEndpoint {
+                system: b_id.clone(),
+                base_url: format!("https://{}", server.partner_addr()),
+                ca_pem: b.ca_pem().into_bytes(),
+            }],
+            TransportOptions::default(),
+        )
+        .unwrap()
+    };
+
+    // A node of A whose relay sends over HTTPS.
+    let ports = Ports::builder(two.a.directory.clone(), Arc::new(to_b(&a)))
+        .clock(two.clock.clone())
+        .build();
+    let store: Arc<dyn AcmStore> = two.a.store.clone();
+    let a_node = AcmServer::open(ServerConfig::new(a_id.clone()), ports, store)
+        .await
+        .unwrap();
+    let id = a_node
+        .submit(&alice(), provision(Target::User(bob()), 1))
+        .await
+        .unwrap();
+    let report = a_node.relay().await.unwrap();
+    assert_eq!(report.acknowledged, 1, "{report:?}");
+    assert_eq!(two.b.server.pending_for(&bob()).await.unwrap(), vec![id]);
+
+    // From C: through the handshake, refused by B's lifecycle, and the refusal comes back
+    // as the domain error.
+    let request = AcmRequest {
+        request_id: request_id(),
+        requester: "sip:carol@mc-c.example".parse().unwrap(),
+        requester_alias: None,
+        partner: b_id.clone(),
+        target: Target::User(bob()),
+        body: AcmRequestBody::provision(["sip:ops@mc-c.example".parse().unwrap()]),
+    };
+    let message = PartnerMessage::Request {
+        message_id: message_id(),
+        request: Arc::new(request),
+    };
+    let outcome = to_b(&c).send(&b_id, &message, ANSWERED).await;
+    assert_eq!(
+        outcome,
+        Err(TransportError::Refused {
+            system: b_id.clone(),
+            problem: PartnerProblem::Domain(DomainError::NotInterconnected {
+                system: c.system().clone(),
+            }),
+        })
+    );
+    server.shutdown(Duration::from_secs(1)).await;
 }
