@@ -9,6 +9,7 @@
 
 mod api;
 mod auth;
+mod client;
 mod problem;
 mod runner;
 mod serve;
@@ -20,6 +21,7 @@ pub use api::{
     Api, ApiConfig, AuthFailure, Authenticator, PROBLEM_KINDS, PartnerIdentifier, ProblemKind,
     openapi_document,
 };
+pub use client::{AcmClient, ClientError, Notice, Notifications, Submitted};
 pub use problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX, Problem};
 pub use runner::{Runner, run_until};
 pub use serve::{HttpsServer, TlsListener};
