@@ -9,6 +9,7 @@
 
 mod api;
 mod auth;
+mod client;
 mod problem;
 mod runner;
 mod serve;
@@ -24,6 +25,7 @@ pub use auth::{
     DEFAULT_CLAIM, DEFAULT_LEEWAY, MAX_LEEWAY, SUPPORTED_ALGORITHMS, TokenConfigError, TokenError,
     TokenIssueError, TokenIssuer, TokenKeys, TokenPolicy, TokenVerifier,
 };
+pub use client::{AcmClient, ClientError, Notice, Notifications, Submitted};
 pub use problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX, Problem};
 pub use runner::{Runner, run_until};
 pub use serve::{HttpsServer, TlsListener};
