@@ -557,7 +557,7 @@ fn timeline_cmd(args: &[String], json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn print_timeline(request: RequestId, entries: &[TimelineEntry]) {
+pub(crate) fn print_timeline(request: RequestId, entries: &[TimelineEntry]) {
     let mut systems: Vec<String> = entries.iter().map(|e| e.system.to_string()).collect();
     systems.sort();
     systems.dedup();

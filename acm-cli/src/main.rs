@@ -1,12 +1,18 @@
-//! The `acm` binary: `demo` plays the 14-step procedure between two in-process ACM servers;
-//! `audit` verifies, exports, replays and inspects ACM servers' logs; `store` backs up an
-//! ACM server's store.
+//! The `acm` binary: `serve` runs one MC system's ACM server over HTTPS; `demo` plays the
+//! 14-step procedure between two of them on loopback; `client` plays an ACM client against a
+//! running server; `load` measures full exchanges; `gen-certs` and `gen-token` make test
+//! material; `audit` verifies, exports, replays and inspects ACM servers' logs; `store` backs
+//! up an ACM server's store.
 // The binary's standard output is its user interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod audit;
+mod client_cmd;
 mod config;
 mod demo;
+mod material;
+mod pair;
+mod serve;
 mod store_cmd;
 
 use std::path::PathBuf;
@@ -20,7 +26,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 struct Cli {
     /// How the library's log lines are written to standard error (the level comes from
     /// `RUST_LOG`, default `warn`).
-    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "ACM_LOG_FORMAT")]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
@@ -34,18 +40,66 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Play interconnection group identity provision, steps 1–14, between MC systems A and B
-    /// in one process, printing what each ACM server records.
+    /// Play interconnection group identity provision, steps 1–14, between MC systems A and B:
+    /// two ACM servers over HTTPS on loopback (mutual TLS between them, access tokens for the
+    /// clients, temporary SQLite stores), printing what each records, then the joined audit
+    /// timeline. Exits non-zero if any step fails.
     Demo {
-        /// Also write each system's event log as a tamper-evident audit export into this
-        /// directory (`mc-a.example.jsonl`, `mc-b.example.jsonl`; they must not exist yet).
-        #[arg(long)]
+        /// Play it between two in-process servers instead (no network), as before.
+        #[arg(long, env = "ACM_DEMO_IN_PROCESS")]
+        in_process: bool,
+        /// With --in-process: also write each system's event log as a tamper-evident audit
+        /// export into this directory (`mc-a.example.jsonl`, `mc-b.example.jsonl`; they must
+        /// not exist yet).
+        #[arg(long, requires = "in_process", env = "ACM_DEMO_EXPORT")]
         export: Option<PathBuf>,
-        /// Run both ACM servers on durable SQLite stores in this directory
-        /// (`mc-a.example.db`, `mc-b.example.db`; they must not exist yet), for
-        /// `acm audit`. Without it the stores are in memory.
-        #[arg(long)]
+        /// With --in-process: run both ACM servers on durable SQLite stores in this directory
+        /// (`mc-a.example.db`, `mc-b.example.db`; they must not exist yet), for `acm audit`.
+        #[arg(long, requires = "in_process", env = "ACM_DEMO_DB")]
         db: Option<PathBuf>,
+    },
+    /// Run one MC system's ACM server: the client API (HTTPS, access tokens) and the partner
+    /// API (mutual TLS), on its SQLite store, until SIGTERM or Ctrl-C (then it stops
+    /// gracefully). A bad configuration is refused at start, naming the key.
+    Serve {
+        /// The configuration file (docs/configuration.md).
+        #[arg(long, env = "ACM_CONFIG")]
+        config: PathBuf,
+    },
+    /// Play an ACM client against a running ACM server.
+    Client(client_cmd::ClientArgs),
+    /// Make test material: a CA and a certificate per MC system, and a token signing key
+    /// (`OUT/<system>/{ca.pem,ca-key.pem,cert.pem,key.pem}`, `OUT/tokens/{token-key.pem,
+    /// token-pub.pem}`); never overwrites.
+    GenCerts {
+        /// Where to write.
+        #[arg(long, default_value = "certs", env = "ACM_CERTS_DIR")]
+        out: PathBuf,
+        /// The MC systems, e.g. `mc-a.example mc-b.example`.
+        #[arg(required = true)]
+        systems: Vec<acm_core::SystemId>,
+    },
+    /// Print an access token (ES256) for a user, as an MC identity management server would
+    /// issue it.
+    GenToken {
+        /// The signing key (`token-key.pem` from gen-certs).
+        #[arg(long, env = "ACM_TOKEN_KEY")]
+        key: PathBuf,
+        /// `iss`: the identity management server, as `[tokens] issuer` says.
+        #[arg(long, env = "ACM_TOKEN_ISSUER")]
+        issuer: String,
+        /// `aud`: the ACM server, as `[tokens] audience` says.
+        #[arg(long, env = "ACM_TOKEN_AUDIENCE")]
+        audience: String,
+        /// The user's MC service ID.
+        #[arg(long, env = "ACM_TOKEN_USER")]
+        user: acm_core::McServiceId,
+        /// The claim that carries it.
+        #[arg(long, default_value = "mcptt_id", env = "ACM_TOKEN_CLAIM")]
+        claim: String,
+        /// How long the token is valid, in seconds.
+        #[arg(long, default_value_t = 3600, env = "ACM_TOKEN_VALID_FOR")]
+        valid_for: u64,
     },
     /// Audit an ACM server's log, from its SQLite store or from an audit export. Exit codes:
     /// 0 the log verifies, 1 the log is broken (or its head is not the expected one),
@@ -124,17 +178,56 @@ fn init_tracing(format: LogFormat) {
     };
 }
 
+/// A tokio runtime: multi-threaded for servers, single-threaded for one client.
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Failure> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Open(e.to_string()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     let result = match cli.command {
-        Cmd::Demo { export, db } => demo::check(export.as_deref(), db.as_deref()).and_then(|()| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Failure::Open(e.to_string()))
-                .and_then(|rt| rt.block_on(demo::play(export.as_deref(), db.as_deref())))
+        Cmd::Demo {
+            in_process: true,
+            export,
+            db,
+        } => demo::in_process::check(export.as_deref(), db.as_deref()).and_then(|()| {
+            runtime(false).and_then(|rt| {
+                rt.block_on(demo::in_process::play(export.as_deref(), db.as_deref()))
+            })
         }),
+        Cmd::Demo { .. } => runtime(true).and_then(|rt| rt.block_on(demo::https::play())),
+        Cmd::Serve { config } => runtime(true).and_then(|rt| rt.block_on(serve::run(&config))),
+        Cmd::Client(args) => runtime(false).and_then(|rt| rt.block_on(client_cmd::run(args))),
+        Cmd::GenCerts { out, systems } => material::certs(&out, &systems).map(|dirs| {
+            for dir in dirs {
+                println!("wrote {dir}");
+            }
+        }),
+        Cmd::GenToken {
+            key,
+            issuer,
+            audience,
+            user,
+            claim,
+            valid_for,
+        } => material::token(&material::TokenArgs {
+            key: &key,
+            issuer: &issuer,
+            audience: &audience,
+            user: &user,
+            claim: &claim,
+            valid_for: std::time::Duration::from_secs(valid_for),
+        })
+        .map(|token| println!("{token}")),
         Cmd::Audit(args) => audit::run(&args),
         Cmd::Store { command } => store_cmd::run(&command),
     };

@@ -484,6 +484,9 @@ impl<E: DomainEvent> Writer<E> {
             }
             if !batch.is_empty() {
                 last = batch.len();
+                // The metrics facade records nothing unless the application installed one.
+                #[allow(clippy::cast_precision_loss)]
+                metrics::histogram!("acm_store_commit_batch_size").record(batch.len() as f64);
                 self.commit(&mut batch);
                 // Answered: their callers' places in the queue are free again.
                 permits.clear();
@@ -523,9 +526,6 @@ impl<E: DomainEvent> Writer<E> {
             }
             return;
         }
-        // The metrics facade records nothing unless the application installed a recorder.
-        #[allow(clippy::cast_precision_loss)]
-        metrics::histogram!("acm_store_commit_batch_size").record(batch.len() as f64);
         let mut tx = Tx {
             head: self.head,
             chain: self.chain,

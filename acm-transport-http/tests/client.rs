@@ -265,7 +265,16 @@ async fn status(headers: HeaderMap, Path(request_id): Path<String>) -> Response 
     if request_id == QUEUED {
         json(
             StatusCode::OK,
-            &serde_json::json!({"request_id": QUEUED, "stage": "queued", "delivered": false}),
+            &serde_json::json!({
+                "request_id": QUEUED,
+                "stage": "queued",
+                "partner": "mc-b.example",
+                "target": {"kind": "user", "id": "sip:bob@mc-b.example"},
+                "groups": ["sip:fire@mc-a.example"],
+                "submitted_at": "2026-12-01T12:00:00Z",
+                "withdrawal": "none",
+                "delivered": false,
+            }),
         )
     } else {
         problem(
@@ -485,7 +494,8 @@ mod client {
         let server = TestServer::start(Behaviour::default()).await;
         let client = server.client();
         let status = client.status(id(QUEUED)).await.unwrap();
-        assert_eq!(status["stage"], "queued");
+        assert_eq!(status.stage, "queued");
+        assert_eq!(status.request_id, id(QUEUED));
         assert_eq!(code(client.status(id(REFUSED)).await), "unknown_request");
     }
 

@@ -1,4 +1,4 @@
-//! `docs/openapi.json` is the OpenAPI document the servers serve at `/openapi.json`; this
+//! `docs/openapi.json` is the `OpenAPI` document the servers serve at `/openapi.json`; this
 //! test fails when the copy is stale. `ACM_BLESS=1 cargo test -p acm-transport-http --test
 //! openapi` rewrites it.
 
@@ -31,7 +31,10 @@ fn docs_openapi_json_is_the_served_document() {
 #[test]
 fn the_document_lists_every_route_and_every_problem_type() {
     let doc = serde_json::to_value(openapi_document()).unwrap_or_else(|e| panic!("{e}"));
-    let paths = doc["paths"].as_object().map(|p| p.len()).unwrap_or_default();
+    let paths = doc["paths"]
+        .as_object()
+        .map(serde_json::Map::len)
+        .unwrap_or_default();
     assert_eq!(paths, 10, "seven client routes and three partner routes");
     let description = doc["info"]["description"].as_str().unwrap_or_default();
     for kind in PROBLEM_KINDS {

@@ -107,10 +107,6 @@ impl<T: Hash + Eq + Display> Seen<T> {
         self.0.insert(value, key.to_owned());
         Ok(())
     }
-
-    fn contains(&self, value: &T) -> bool {
-        self.0.contains_key(value)
-    }
 }
 
 /// A home domain list (`None`: the system's own domain alone). A domain claimed in another

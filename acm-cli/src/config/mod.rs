@@ -8,8 +8,6 @@
 //!
 //! [`Config::parse`] checks the text alone and [`Config::check_files`] the files it names,
 //! so that a configuration can be checked on a machine that does not hold its keys.
-// Nothing calls this module yet: the lead wires `acm serve` to it.
-#![allow(dead_code)]
 
 mod build;
 mod error;

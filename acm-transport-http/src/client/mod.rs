@@ -21,8 +21,8 @@ use rustls::pki_types::pem::PemObject;
 use serde::de::DeserializeOwned;
 
 use crate::wire::{
-    self, Acknowledgement, AcknowledgementRecorded, ProvisionSubmission, ResponseSubmission,
-    SubmissionAccepted, WithdrawalAccepted, client_routes,
+    self, Acknowledgement, AcknowledgementRecorded, ProvisionSubmission, RequestStatus,
+    ResponseSubmission, SubmissionAccepted, WithdrawalAccepted, client_routes,
 };
 use crate::{PROBLEM_JSON, Problem};
 
@@ -154,9 +154,9 @@ impl AcmClient {
         }
     }
 
-    /// One of the user's own requests as the server reports it (its shape is the server's
-    /// `RequestStatus`); another user's request is a 404 `unknown_request`.
-    pub async fn status(&self, request_id: RequestId) -> Result<serde_json::Value, ClientError> {
+    /// One of the user's own requests as the server reports it; another user's request is a
+    /// 404 `unknown_request`.
+    pub async fn status(&self, request_id: RequestId) -> Result<RequestStatus, ClientError> {
         let path = with_request_id(client_routes::REQUEST, request_id);
         json(self.send(self.request(Method::GET, &path)?).await?).await
     }
