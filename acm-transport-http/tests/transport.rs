@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acm_core::{
-    AcmRequest, AcmRequestBody, AcmResponse, AcmServer, AcmStore, DomainError, McServiceId,
-    MessageId, Outcome, PartnerAck, PartnerMessage, PartnerProblem, PartnerTransport, Ports,
-    RequestId, Responder, ServerConfig, SystemId, Target, TransportError,
+    AcmRequest, AcmRequestBody, AcmResponse, AcmServer, AcmStore, DomainError, EventStore,
+    McServiceId, MessageId, Outcome, PartnerAck, PartnerMessage, PartnerProblem, PartnerTransport,
+    Ports, RequestId, Responder, ServerConfig, SystemId, Target, TransportError,
 };
 use acm_store_memory::fixture::{TwoSystems, alice, bob, provision};
 use acm_transport_http::pki::SystemPki;
@@ -633,6 +633,33 @@ async fn a_relay_over_https_reaches_the_partners_api_and_its_refusals_come_back(
                 system: c.system().clone(),
             }),
         })
+    );
+
+    // A replay from A is acknowledged again and stored once.
+    let replayed = PartnerMessage::Request {
+        message_id: message_id(),
+        request: Arc::new(AcmRequest {
+            request_id: request_id(),
+            requester: alice(),
+            requester_alias: None,
+            partner: b_id.clone(),
+            target: Target::User(bob()),
+            body: AcmRequestBody::provision(["sip:ops-2@mc-a.example".parse().unwrap()]),
+        }),
+    };
+    let before = two.b.store.head().await.unwrap();
+    let first = to_b(&a).send(&b_id, &replayed, ANSWERED).await;
+    let stored = two.b.store.head().await.unwrap();
+    let again = to_b(&a).send(&b_id, &replayed, ANSWERED).await;
+    assert_eq!(
+        (first, again),
+        (Ok(PartnerAck::Stored), Ok(PartnerAck::Stored))
+    );
+    assert!(stored > before, "the first is stored");
+    assert_eq!(
+        two.b.store.head().await.unwrap(),
+        stored,
+        "the replay stores nothing"
     );
     server.shutdown(Duration::from_secs(1)).await;
 }
