@@ -51,3 +51,19 @@ fn the_document_lists_every_route_and_every_problem_type() {
         );
     }
 }
+
+#[test]
+fn docs_http_md_lists_every_problem_type() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/http.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    for kind in PROBLEM_KINDS {
+        assert!(
+            text.contains(&format!(
+                "| `{}` | {} | {} |",
+                kind.code, kind.status, kind.title
+            )),
+            "docs/http.md does not list {}",
+            kind.code
+        );
+    }
+}
