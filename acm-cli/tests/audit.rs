@@ -18,7 +18,7 @@ fn s(p: &Path) -> &str {
 /// Plays the demo on SQLite stores with exports: (stores dir, exports dir, request id).
 fn demo(dir: &Path) -> (PathBuf, PathBuf, String) {
     let (db, logs) = (dir.join("stores"), dir.join("logs"));
-    let (code, out, err) = acm(&["demo", "--db", s(&db), "--export", s(&logs)]);
+    let (code, out, err) = acm(&["demo", "--in-process", "--db", s(&db), "--export", s(&logs)]);
     assert_eq!(code, 0, "demo failed: {err}");
     let request = out
         .lines()
@@ -245,11 +245,11 @@ fn the_timeline_joins_both_systems_logs_in_causal_order() {
 fn the_demo_checks_its_options_before_it_runs_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
-    let (code, _, _) = acm(&["demo", "--export", s(&logs)]);
+    let (code, _, _) = acm(&["demo", "--in-process", "--export", s(&logs)]);
     assert_eq!(code, 0);
     let before = std::fs::read(logs.join("mc-a.example.jsonl")).unwrap();
     let db = dir.path().join("stores");
-    let (code, out, err) = acm(&["demo", "--db", s(&db), "--export", s(&logs)]);
+    let (code, out, err) = acm(&["demo", "--in-process", "--db", s(&db), "--export", s(&logs)]);
     assert_eq!(code, 3, "an output file that exists already");
     assert!(err.contains("exists already"), "{err}");
     assert!(out.is_empty(), "nothing ran: {out}");
@@ -260,11 +260,11 @@ fn the_demo_checks_its_options_before_it_runs_and_never_overwrites() {
     );
     let file = dir.path().join("file");
     std::fs::write(&file, "x").unwrap();
-    let (code, _, err) = acm(&["demo", "--export", s(&file)]);
+    let (code, _, err) = acm(&["demo", "--in-process", "--export", s(&file)]);
     assert_eq!(code, 2);
     assert!(err.contains("not a directory"), "{err}");
     // Below a file: refused before anything runs, too.
-    let (code, out, err) = acm(&["demo", "--export", s(&file.join("sub"))]);
+    let (code, out, err) = acm(&["demo", "--in-process", "--export", s(&file.join("sub"))]);
     assert_eq!(code, 2);
     assert!(err.contains("is not a directory"), "{err}");
     assert!(out.is_empty(), "nothing ran: {out}");
@@ -279,6 +279,7 @@ fn the_library_log_is_visible_by_rust_log_and_can_be_json() {
             "--log-format",
             "json",
             "demo",
+            "--in-process",
             "--db",
             s(&dir.path().join(db)),
         ]);

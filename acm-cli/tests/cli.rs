@@ -8,7 +8,7 @@ use support::acm;
 #[test]
 fn demo_plays_every_step_and_exports_logs_that_audit_replays() {
     let dir = std::env::temp_dir().join(format!("acm-cli-test-{}", std::process::id()));
-    let (ok, out, err) = acm(&["demo", "--export", dir.to_str().unwrap()]);
+    let (ok, out, err) = acm(&["demo", "--in-process", "--export", dir.to_str().unwrap()]);
     assert!(ok, "demo failed: {err}");
     for step in [
         "[1-2]", "[3-4b]", "[5]", "[6-7a]", "[7b-8]", "[9]", "[10-11]", "[12-13a]", "[13b-14]",
@@ -125,7 +125,7 @@ fn audit_verify_checks_a_sqlite_store_and_names_the_first_broken_position() {
 fn the_demo_on_sqlite_leaves_stores_that_verify_and_refuses_to_reuse_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("stores");
-    let (ok, out, err) = acm(&["demo", "--db", db.to_str().unwrap()]);
+    let (ok, out, err) = acm(&["demo", "--in-process", "--db", db.to_str().unwrap()]);
     assert!(ok, "demo failed: {err}");
     assert!(out.contains("6 events at A, 6 at B"), "{out}");
     for system in ["mc-a.example", "mc-b.example"] {
@@ -135,7 +135,32 @@ fn the_demo_on_sqlite_leaves_stores_that_verify_and_refuses_to_reuse_them() {
         assert!(out.contains("6 events, hash chain intact"), "{out}");
     }
     // The demo's ids repeat from run to run: a second run into the same stores is refused.
-    let (ok, _, err) = acm(&["demo", "--db", db.to_str().unwrap()]);
+    let (ok, _, err) = acm(&["demo", "--in-process", "--db", db.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("exists already"), "{err}");
+}
+
+/// The README's main command: two ACM servers over HTTPS on loopback, the 14 steps played by
+/// HTTP clients, what each side recorded, the joined timeline, and both chains intact.
+#[test]
+fn the_https_demo_plays_every_step_between_two_servers() {
+    let (ok, out, err) = acm(&["demo"]);
+    assert!(ok, "demo failed: {err}\n{out}");
+    for step in [
+        "[1-4b]", "[5-7a]", "[7b-8]", "[9-11]", "[12-13a]", "[13b-14]",
+    ] {
+        assert!(out.contains(step), "step {step} missing from:\n{out}");
+    }
+    for event in [
+        "mc-a.example  #1  submitted",
+        "mc-b.example  #2  verified",
+        "mc-b.example  #4  responded",
+        "mc-a.example  #6  response_delivered",
+        "-> pending ACM data notification to sip:bob@mc-b.example",
+        "-> pending ACM data notification to sip:alice@mc-a.example",
+        "12 events on mc-a.example and mc-b.example, in causal order",
+        "6 events at A, 6 at B; both hash chains verify: true",
+    ] {
+        assert!(out.contains(event), "{event:?} missing from:\n{out}");
+    }
 }

@@ -9,7 +9,12 @@ mod support;
 use support::acm;
 
 fn demo(dir: &Path) {
-    let (ok, _, err) = acm(&[Path::new("demo"), Path::new("--db"), dir]);
+    let (ok, _, err) = acm(&[
+        Path::new("demo"),
+        Path::new("--in-process"),
+        Path::new("--db"),
+        dir,
+    ]);
     assert!(ok, "demo failed: {err}");
 }
 
