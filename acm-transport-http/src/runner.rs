@@ -17,19 +17,23 @@ use tokio::task::JoinHandle;
 pub struct Runner {
     stop: watch::Sender<bool>,
     ticker: JoinHandle<()>,
+    relay: JoinHandle<()>,
     follower: JoinHandle<()>,
 }
 
 impl Runner {
     /// Starts the duties of `server` on the current tokio runtime. The follower starts at
-    /// the store's head when it starts.
+    /// the store's head when it starts. Besides the tick, a message this server leaves owed
+    /// is relayed at once ([`AcmServer::relay_wanted`]).
     pub fn start(server: Arc<AcmServer>, interval: Duration) -> Self {
         let (stop, stopped) = watch::channel(false);
         let ticker = tokio::spawn(tick_until(server.clone(), interval, stopped.clone()));
+        let relay = tokio::spawn(relay_until(server.clone(), stopped.clone()));
         let follower = tokio::spawn(follow_until(server, stopped));
         Self {
             stop,
             ticker,
+            relay,
             follower,
         }
     }
@@ -39,6 +43,7 @@ impl Runner {
         self.stop.send_replace(true);
         // A task that panicked has nothing left to finish; the panic was logged by tokio.
         let _ = self.ticker.await;
+        let _ = self.relay.await;
         let _ = self.follower.await;
     }
 }
@@ -67,9 +72,23 @@ async fn tick_until(
     }
 }
 
-/// The pass's outcomes as Prometheus counters.
-fn record(report: &acm_core::TickReport) {
-    let relay = &report.relay;
+/// Relays as soon as this server leaves a message owed: a request or a response then waits
+/// for no tick. Claims are leased, so this pass and the tick's never send one message twice.
+async fn relay_until(server: Arc<AcmServer>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = server.relay_wanted() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        match server.relay().await {
+            Ok(report) => record_relay(&report),
+            // The tick retries what this pass could not do.
+            Err(error) => tracing::warn!(%error, "relay pass failed"),
+        }
+    }
+}
+
+fn record_relay(relay: &acm_core::RelayReport) {
     for (outcome, count) in [
         ("acknowledged", relay.acknowledged),
         ("unreachable", relay.unreachable),
@@ -78,6 +97,11 @@ fn record(report: &acm_core::TickReport) {
     ] {
         metrics::counter!("acm_relay_sends_total", "outcome" => outcome).increment(count as u64);
     }
+}
+
+/// The pass's outcomes as Prometheus counters.
+fn record(report: &acm_core::TickReport) {
+    record_relay(&report.relay);
     for (duty, count) in [
         ("expired", report.expired),
         ("undeliverable", report.undeliverable),

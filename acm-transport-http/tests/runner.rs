@@ -159,3 +159,19 @@ async fn a_partner_that_never_answers_delays_only_its_own_messages() {
     };
     assert!(!p.partner_stored);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_left_owed_is_relayed_without_waiting_for_the_tick() {
+    let sys = TwoSystems::new().await.unwrap();
+    let session = sys.b.log_on(&bob()).await.unwrap();
+    // The tick's first pass runs at start and the next in an hour: only the wake-up can
+    // relay what is submitted now.
+    let a = Runner::start(sys.a.server.clone(), Duration::from_hours(1));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let id = sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), session.next())
+        .await
+        .expect("A relays the request as soon as it is owed");
+    assert_eq!(sys.b.server.pending_for(&bob()).await.unwrap(), vec![id]);
+    a.shutdown().await;
+}

@@ -22,6 +22,7 @@ mod partner;
 mod ports;
 mod relay;
 mod sessions;
+mod signal;
 
 use std::sync::Arc;
 
@@ -56,6 +57,8 @@ pub struct AcmServer {
     store: Arc<dyn AcmStore>,
     cache: Cache,
     sessions: Arc<Sessions>,
+    /// Raised when an append leaves a message owed, so the relay need not wait for a tick.
+    owed: signal::Signal,
 }
 
 impl std::fmt::Debug for AcmServer {
@@ -85,6 +88,7 @@ impl AcmServer {
             ports,
             store,
             sessions: Arc::default(),
+            owed: signal::Signal::default(),
         })
     }
 
@@ -170,7 +174,12 @@ impl AcmServer {
                 Ok(appended) => {
                     // The views are the store's; what is left is the cache and the notices.
                     let was = crate::views::Users::of(entry.state.pending_for());
+                    let was_owed = entry.state.owed_message_id();
                     let state = events.iter().fold(entry.state, evolve);
+                    let owed = state.owed_message_id();
+                    if owed.is_some() && owed != was_owed {
+                        self.owed.raise();
+                    }
                     let was = was.as_slice();
                     for user in state.pending_for().iter().filter(|u| !was.contains(u)) {
                         self.sessions.notify(user);
@@ -227,6 +236,14 @@ impl AcmServer {
     /// Ids of the requests pending for `user` (what a download would return), oldest first.
     pub async fn pending_for(&self, user: &McServiceId) -> Result<Vec<RequestId>, ServiceError> {
         Ok(self.store.pending_for(user).await?)
+    }
+
+    /// Resolves when this server has left a message owed since the last call (and at once
+    /// when it did meanwhile), so a runner can relay it without waiting for its next tick.
+    /// Messages owed by another process on the same store are not signalled: the runner's
+    /// tick relays them.
+    pub async fn relay_wanted(&self) {
+        self.owed.wait().await;
     }
 
     /// How the outbox stands.

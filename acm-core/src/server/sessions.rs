@@ -1,46 +1,28 @@
 //! Logged-on users' sessions and the pending ACM data notifications they receive.
 
-use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
 
 use foldhash::HashMap;
-use futures_util::task::AtomicWaker;
+
+use super::signal::Signal;
 
 use crate::id::McServiceId;
 use crate::ports::PendingAcmDataNotification;
 
-/// One session's mailbox: a notification carries nothing but the user, so one flag holds
-/// any number of them. Notifying never blocks, allocates or fails, and a slow client costs
-/// one bit.
-#[derive(Debug, Default)]
-struct Slot {
-    pending: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Slot {
-    fn raise(&self) {
-        self.pending.store(true, Ordering::Release);
-        self.waker.wake();
-    }
-}
-
 /// Who is logged on here, by user; a user may hold several sessions (two clients).
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
-    by_user: Mutex<HashMap<McServiceId, Vec<Arc<Slot>>>>,
+    by_user: Mutex<HashMap<McServiceId, Vec<Arc<Signal>>>>,
 }
 
 impl Sessions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<McServiceId, Vec<Arc<Slot>>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<McServiceId, Vec<Arc<Signal>>>> {
         self.by_user.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Opens a session for `user`.
     pub(crate) fn open(self: &Arc<Self>, user: &McServiceId) -> Session {
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Signal::default());
         self.lock()
             .entry(user.clone())
             .or_default()
@@ -69,7 +51,7 @@ impl Sessions {
         self.lock().values().map(Vec::len).sum()
     }
 
-    fn close(&self, user: &McServiceId, slot: &Arc<Slot>) {
+    fn close(&self, user: &McServiceId, slot: &Arc<Signal>) {
         let mut by_user = self.lock();
         if let Some(slots) = by_user.get_mut(user) {
             slots.retain(|s| !Arc::ptr_eq(s, slot));
@@ -89,7 +71,7 @@ impl Sessions {
 #[derive(Debug)]
 pub struct Session {
     user: McServiceId,
-    slot: Arc<Slot>,
+    slot: Arc<Signal>,
     sessions: Arc<Sessions>,
 }
 
@@ -101,27 +83,19 @@ impl Session {
 
     /// The notification waiting for this session, if any, taking it.
     pub fn try_next(&self) -> Option<PendingAcmDataNotification> {
-        self.slot
-            .pending
-            .swap(false, Ordering::AcqRel)
-            .then(|| PendingAcmDataNotification {
-                mc_service_id: self.user.clone(),
-            })
+        self.slot.take().then(|| self.notice())
     }
 
     /// Waits for the next notification.
     pub async fn next(&self) -> PendingAcmDataNotification {
-        poll_fn(|cx| {
-            if let Some(n) = self.try_next() {
-                return Poll::Ready(n);
-            }
-            self.slot.waker.register(cx.waker());
-            match self.try_next() {
-                Some(n) => Poll::Ready(n),
-                None => Poll::Pending,
-            }
-        })
-        .await
+        self.slot.wait().await;
+        self.notice()
+    }
+
+    fn notice(&self) -> PendingAcmDataNotification {
+        PendingAcmDataNotification {
+            mc_service_id: self.user.clone(),
+        }
     }
 
     pub(crate) fn raise(&self) {
