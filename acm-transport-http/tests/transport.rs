@@ -550,6 +550,7 @@ impl Authenticator for NoClients {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one end-to-end story
 async fn a_relay_over_https_reaches_the_partners_api_and_its_refusals_come_back() {
     let two = TwoSystems::new().await.unwrap();
     let (a_id, b_id) = (two.a.id.clone(), two.b.id.clone());
