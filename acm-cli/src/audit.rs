@@ -23,7 +23,7 @@ use crate::Failure;
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// Print one JSON document on standard output instead of text (shapes in docs/audit.md).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "ACM_JSON")]
     json: bool,
     #[command(subcommand)]
     command: AuditCmd,
@@ -37,7 +37,7 @@ pub enum AuditCmd {
         /// An ACM server's SQLite store (.db) or an audit export (.jsonl).
         source: PathBuf,
         /// Also fail unless the log's head is this one (64 hex digits, as published).
-        #[arg(long, value_name = "HEX")]
+        #[arg(long, value_name = "HEX", env = "ACM_EXPECT_HEAD")]
         expect_head: Option<String>,
     },
     /// Write a SQLite store's log as a tamper-evident JSON Lines export, read-only (safe

@@ -37,19 +37,24 @@ enum ClientCmd {
         #[arg(long, env = "ACM_PARTNER")]
         partner: SystemId,
         /// The target user in the partner system (or use --target-alias / --target-server).
-        #[arg(long, conflicts_with_all = ["target_alias", "target_server"])]
+        #[arg(long, conflicts_with_all = ["target_alias", "target_server"], env = "ACM_TARGET_USER")]
         target_user: Option<McServiceId>,
         /// The target functional alias in the partner system.
-        #[arg(long, conflicts_with = "target_server")]
+        #[arg(long, conflicts_with = "target_server", env = "ACM_TARGET_ALIAS")]
         target_alias: Option<FunctionalAlias>,
         /// Address the partner ACM server itself (its ACM administrators).
-        #[arg(long)]
+        #[arg(long, env = "ACM_TARGET_SERVER")]
         target_server: bool,
         /// An MC service group ID homed in your system; repeat for several.
-        #[arg(long = "group", required = true)]
+        #[arg(
+            long = "group",
+            required = true,
+            env = "ACM_GROUPS",
+            value_delimiter = ','
+        )]
         groups: Vec<GroupId>,
         /// Submit as this functional alias of yours.
-        #[arg(long)]
+        #[arg(long, env = "ACM_ALIAS")]
         alias: Option<FunctionalAlias>,
         /// The idempotency key (a new one is made when absent; reuse it to retry safely).
         #[arg(long, env = "ACM_IDEMPOTENCY_KEY")]
@@ -67,10 +72,10 @@ enum ClientCmd {
         #[arg(value_enum)]
         decision: Verdict,
         /// Why, for a rejection.
-        #[arg(long)]
+        #[arg(long, env = "ACM_REASON")]
         reason: Option<String>,
         /// Answer as this functional alias of yours.
-        #[arg(long)]
+        #[arg(long, env = "ACM_ALIAS")]
         alias: Option<FunctionalAlias>,
     },
     /// Withdraw your own request.
@@ -89,7 +94,7 @@ enum ClientCmd {
         #[arg(long, env = "ACM_LAST_EVENT_ID")]
         last_event_id: Option<String>,
         /// Stop after this many notices.
-        #[arg(long)]
+        #[arg(long, env = "ACM_WATCH_COUNT")]
         count: Option<usize>,
     },
 }
