@@ -623,6 +623,11 @@ async fn idempotent_retries() {
     let changed = problem(bob.respond(first, &reject).await);
     assert_eq!(changed.code(), "closed");
     assert_eq!(changed.status, 409);
+    assert_eq!(
+        changed.extensions.get("error"),
+        Some(&serde_json::json!({"error": "closed", "closure": "answered"})),
+        "{changed:?}"
+    );
 
     until_stage(&alice, first, "answered", &mut Vec::new()).await;
     let pending = alice
