@@ -146,6 +146,10 @@ impl Drop for StoreLock {
     }
 }
 
+/// How often, and how far apart, a held lock is tried again before the open is refused.
+const LOCK_ATTEMPTS: u32 = 25;
+const LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Takes the lock, creating the file when it does not exist yet (an empty file is a new
 /// database to `SQLite`).
 fn lock(path: &Path, registry: &mut Registry) -> Result<StoreLock, OpenError> {
@@ -160,14 +164,25 @@ fn lock(path: &Path, registry: &mut Registry) -> Result<StoreLock, OpenError> {
         .truncate(false)
         .open(path)
         .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(OpenError::Locked {
-                path: path.to_owned(),
-            });
+    // No store of this process holds the file (the caller checked the registry), yet the
+    // lock can be held for a moment after a close: a child this process is spawning holds a
+    // copy of the closed descriptor until it execs. Another process holding it for longer is
+    // a second writer, refused.
+    let mut attempts = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if attempts < LOCK_ATTEMPTS => {
+                attempts += 1;
+                std::thread::sleep(LOCK_PAUSE);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked {
+                    path: path.to_owned(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
         }
-        Err(std::fs::TryLockError::Error(source)) => return Err(io(source)),
     }
     let m = file.metadata().map_err(io)?;
     let key = (m.dev(), m.ino());
