@@ -10,6 +10,7 @@ mod audit;
 mod client_cmd;
 mod config;
 mod demo;
+mod load;
 mod material;
 mod pair;
 mod serve;
@@ -68,6 +69,11 @@ enum Cmd {
     },
     /// Play an ACM client against a running ACM server.
     Client(client_cmd::ClientArgs),
+    /// Measure full exchanges (submit, B stores, bob's notice, download, accept, A stores
+    /// the response, alice's notice, download, acknowledge) by N virtual user pairs over
+    /// HTTPS, between two servers it starts on loopback (or running ones, `--a-url` …);
+    /// then a raw baseline hop (mutual TLS + one durable SQLite row) for comparison.
+    Load(load::LoadArgs),
     /// Make test material: a CA and a certificate per MC system, and a token signing key
     /// (`OUT/<system>/{ca.pem,ca-key.pem,cert.pem,key.pem}`, `OUT/tokens/{token-key.pem,
     /// token-pub.pem}`); never overwrites.
@@ -207,6 +213,7 @@ fn main() -> ExitCode {
         Cmd::Demo { .. } => runtime(true).and_then(|rt| rt.block_on(demo::https::play())),
         Cmd::Serve { config } => runtime(true).and_then(|rt| rt.block_on(serve::run(&config))),
         Cmd::Client(args) => runtime(false).and_then(|rt| rt.block_on(client_cmd::run(args))),
+        Cmd::Load(args) => runtime(true).and_then(|rt| rt.block_on(load::run(args))),
         Cmd::GenCerts { out, systems } => material::certs(&out, &systems).map(|dirs| {
             for dir in dirs {
                 println!("wrote {dir}");

@@ -30,6 +30,9 @@ pub struct PairOptions {
     pub processing: Processing,
     /// How often each server's duties run.
     pub tick: Duration,
+    /// Most sends in flight to the partner at once (`[limits] sends_per_partner`); `None`
+    /// keeps the server's default.
+    pub sends_per_partner: Option<usize>,
 }
 
 impl Default for PairOptions {
@@ -38,6 +41,7 @@ impl Default for PairOptions {
             users: 1,
             processing: Processing::Manual,
             tick: Duration::from_millis(20),
+            sends_per_partner: None,
         }
     }
 }
@@ -196,6 +200,7 @@ public_keys = ["certs/tokens/token-pub.pem"]
 
 [limits]
 concurrency = 1024
+{sends}
 
 [timing]
 tick_ms = {tick}
@@ -206,6 +211,10 @@ tick_ms = {tick}
             Processing::AutoReject => "auto_reject",
         },
         tick = options.tick.as_millis().max(1),
+        sends = options
+            .sends_per_partner
+            .map(|n| format!("sends_per_partner = {n}\n"))
+            .unwrap_or_default(),
     );
     for i in 0..options.users {
         let (id, provides) = if me == A {

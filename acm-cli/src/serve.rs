@@ -96,7 +96,15 @@ pub async fn start(config: &Config) -> Result<Running, Failure> {
     let client_tls = client_api_server_config(&identity).map_err(|e| bad("tls")(&e))?;
     let partner_tls = partner_api_server_config(&identity, trust).map_err(|e| bad("tls")(&e))?;
     let listen = |addr, tls, key: &str| {
-        TlsListener::bind(addr, tls).map_err(|e| Failure::Open(format!("listen.{key} {addr}: {e}")))
+        let bound = TlsListener::bind(addr, tls)
+            .map_err(|e| Failure::Open(format!("listen.{key} {addr}: {e}")))?;
+        // Accepted connections inherit TCP_NODELAY from the listener (Linux). Without it
+        // Nagle holds an answer's last small TLS record until the client's delayed ACK,
+        // about 40 ms later (measured with `acm load`: p99 of every call ≈ 45 ms).
+        socket2::SockRef::from(&bound.listener)
+            .set_tcp_nodelay(true)
+            .map_err(|e| Failure::Open(format!("listen.{key} {addr}: TCP_NODELAY: {e}")))?;
+        Ok::<_, Failure>(bound)
     };
     let https = HttpsServer::start(
         api,
