@@ -13,6 +13,9 @@ use crate::lifecycle::{Command, RequestState};
 use crate::ports::Ids;
 use crate::request::{AcmRequest, AcmResponse};
 use crate::store::Actor;
+
+/// Acceptance hooks run at once in one pass.
+const HOOKS_AT_ONCE: usize = 16;
 use crate::views::TimerKind;
 
 use super::{AcmServer, RelayReport, ServiceError};
@@ -150,29 +153,44 @@ impl AcmServer {
             Err(error) => return (0, vec![error.into()]),
         };
         let actor = Actor::System(self.config.system.clone());
+        // Several at once: one hook's append need not wait for the previous one's commit (a
+        // pass of one at a time held B's relay behind it under load), and group commit
+        // records them together.
+        let outcomes: Vec<Option<Result<(), ServiceError>>> = futures_util::stream::iter(due)
+            .map(|id| self.apply_one(id, &actor))
+            .buffer_unordered(HOOKS_AT_ONCE)
+            .collect()
+            .await;
         let mut applied = 0;
         let mut errors = Vec::new();
-        for id in due {
-            let (request, response) = match self.accepted(id).await {
-                Ok(Some(found)) => found,
-                Ok(None) => continue,
-                Err(error) => {
-                    errors.push(error);
-                    continue;
-                }
-            };
-            match self.ports.hook.accepted(&request, &response).await {
-                Ok(()) => match self
-                    .execute(id, &Command::RecordAcceptanceApplied, &actor, None)
-                    .await
-                {
-                    Ok(_) => applied += 1,
-                    Err(error) => errors.push(error),
-                },
-                Err(error) => tracing::warn!(%id, %error, "acceptance hook failed; will retry"),
+        for outcome in outcomes.into_iter().flatten() {
+            match outcome {
+                Ok(()) => applied += 1,
+                Err(error) => errors.push(error),
             }
         }
         (applied, errors)
+    }
+
+    /// Runs the hook of one accepted request and records it: `None` when there was nothing
+    /// to apply, or the hook failed (it is tried again at the next pass).
+    async fn apply_one(&self, id: RequestId, actor: &Actor) -> Option<Result<(), ServiceError>> {
+        let (request, response) = match self.accepted(id).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(error) => return Some(Err(error)),
+        };
+        match self.ports.hook.accepted(&request, &response).await {
+            Ok(()) => Some(
+                self.execute(id, &Command::RecordAcceptanceApplied, actor, None)
+                    .await
+                    .map(|_| ()),
+            ),
+            Err(error) => {
+                tracing::warn!(%id, %error, "acceptance hook failed; will retry");
+                None
+            }
+        }
     }
 
     async fn accepted(
