@@ -225,3 +225,31 @@ pub struct RequestStatus {
     /// (step 14).
     pub delivered: bool,
 }
+
+impl From<ForwardedRequest> for acm_core::PartnerMessage {
+    fn from(body: ForwardedRequest) -> Self {
+        Self::Request {
+            message_id: body.message_id,
+            request: std::sync::Arc::new(body.request),
+        }
+    }
+}
+
+impl From<ForwardedResponse> for acm_core::PartnerMessage {
+    fn from(body: ForwardedResponse) -> Self {
+        Self::Response {
+            message_id: body.message_id,
+            request_id: body.request_id,
+            response: body.response,
+        }
+    }
+}
+
+impl From<ForwardedWithdrawal> for acm_core::PartnerMessage {
+    fn from(body: ForwardedWithdrawal) -> Self {
+        Self::Withdrawal {
+            message_id: body.message_id,
+            request_id: body.request_id,
+        }
+    }
+}

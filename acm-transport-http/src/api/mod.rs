@@ -188,7 +188,10 @@ impl Api {
             .route(client_routes::RESPONSE, post(client::respond))
             .route(client_routes::PENDING, get(client::pending))
             .route(client_routes::ACKNOWLEDGEMENT, post(client::acknowledge))
-            .route_layer(middleware::from_fn_with_state(state.clone(), admit_client));
+            .route_layer(middleware::from_fn_with_state(
+                (state.clone(), state.inner.client_calls.clone()),
+                admit,
+            ));
         // Long-lived: outside the call limit and its timeout, under a limit of its own.
         let streams = Router::new().route(client_routes::NOTIFICATIONS, get(notify::notifications));
         let ops = Router::new()
@@ -206,7 +209,10 @@ impl Api {
             .route(partner_routes::PROVISION_REQUESTS, post(partner::request))
             .route(partner_routes::PROVISION_RESPONSES, post(partner::response))
             .route(partner_routes::WITHDRAWALS, post(partner::withdrawal))
-            .route_layer(middleware::from_fn_with_state(state.clone(), admit_partner));
+            .route_layer(middleware::from_fn_with_state(
+                (state.clone(), state.inner.partner_calls.clone()),
+                admit,
+            ));
         self.common(calls, state)
     }
 
@@ -239,21 +245,15 @@ impl Api {
     }
 }
 
-async fn admit_client(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let calls = state.inner.client_calls.clone();
-    admit(&state, &calls, request, next).await
-}
-
-async fn admit_partner(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let calls = state.inner.partner_calls.clone();
-    admit(&state, &calls, request, next).await
-}
-
 /// Admits a call when a place is free (503 `overloaded` otherwise: a queue would only add
 /// latency), and answers 503 `timeout` when it takes too long. A call cut short by the
 /// timeout may still have been recorded; retried with the same key, it gets the first answer.
-async fn admit(state: &ApiState, calls: &Arc<Semaphore>, request: Request, next: Next) -> Response {
-    let Ok(_place) = calls.clone().try_acquire_owned() else {
+async fn admit(
+    State((state, calls)): State<(ApiState, Arc<Semaphore>)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(_place) = calls.try_acquire_owned() else {
         ::metrics::counter!("acm_http_overloaded_total").increment(1);
         return ApiError::http("overloaded", "too many calls in flight").into_response();
     };

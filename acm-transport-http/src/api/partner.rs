@@ -1,7 +1,5 @@
 //! The partner API's handlers: messages from partner ACM servers, acknowledged once stored.
 
-use std::sync::Arc;
-
 use acm_core::PartnerMessage;
 use axum::Json;
 use axum::extract::State;
@@ -41,11 +39,7 @@ pub(crate) async fn request(
     sender: Sender,
     Body(body): Body<ForwardedRequest>,
 ) -> Result<Json<PartnerAckBody>, ApiError> {
-    let message = PartnerMessage::Request {
-        message_id: body.message_id,
-        request: Arc::new(body.request),
-    };
-    receive(&state, sender, message).await
+    receive(&state, sender, body.into()).await
 }
 
 /// Steps 10 → 11: a partner forwards its response.
@@ -66,12 +60,7 @@ pub(crate) async fn response(
     sender: Sender,
     Body(body): Body<ForwardedResponse>,
 ) -> Result<Json<PartnerAckBody>, ApiError> {
-    let message = PartnerMessage::Response {
-        message_id: body.message_id,
-        request_id: body.request_id,
-        response: body.response,
-    };
-    receive(&state, sender, message).await
+    receive(&state, sender, body.into()).await
 }
 
 /// A requester's withdrawal: withdrawn, or too late.
@@ -92,9 +81,5 @@ pub(crate) async fn withdrawal(
     sender: Sender,
     Body(body): Body<ForwardedWithdrawal>,
 ) -> Result<Json<PartnerAckBody>, ApiError> {
-    let message = PartnerMessage::Withdrawal {
-        message_id: body.message_id,
-        request_id: body.request_id,
-    };
-    receive(&state, sender, message).await
+    receive(&state, sender, body.into()).await
 }
