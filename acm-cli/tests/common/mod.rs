@@ -123,6 +123,58 @@ max_backoff_seconds = 1
     )
 }
 
+/// What a test changes in one server's configuration and process; the default is what
+/// [`config_text`] writes.
+#[derive(Debug, Clone, Default)]
+pub struct Tweaks {
+    /// `key = value` lines added to `[timing]` (e.g. `send_deadline_seconds = 3`).
+    pub timing: Vec<String>,
+    /// The processing policy instead of `manual`.
+    pub processing: Option<&'static str>,
+    /// The partner's URL instead of the other server's partner API (a listener that never
+    /// answers, say).
+    pub partner_url: Option<String>,
+    /// The store file instead of `stores/<system>.db` (on a small file system, say).
+    pub store: Option<PathBuf>,
+    /// TOML tables appended at the end (more `[[users]]`, say).
+    pub extra: String,
+    /// Environment variables of the process.
+    pub env: Vec<(String, String)>,
+}
+
+/// [`config_text`] with `tweaks` applied.
+pub fn tweaked_config(
+    me: &str,
+    other: &str,
+    ports: [u16; 2],
+    other_partner: u16,
+    tweaks: &Tweaks,
+) -> String {
+    let mut text = config_text(me, other, ports, other_partner);
+    if let Some(url) = &tweaks.partner_url {
+        text = text.replace(&format!("https://localhost:{other_partner}"), url);
+    }
+    if let Some(policy) = tweaks.processing {
+        text = text.replace(
+            "interconnection_group_identity_provision = \"manual\"",
+            &format!("interconnection_group_identity_provision = \"{policy}\""),
+        );
+    }
+    if let Some(store) = &tweaks.store {
+        text = text.replace(
+            &format!("path = \"stores/{me}.db\""),
+            &format!("path = {:?}", store.to_string_lossy()),
+        );
+    }
+    // [timing] is the last table, so its keys go at the end, before any appended table.
+    for line in &tweaks.timing {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(&tweaks.extra);
+    text
+}
+
 /// Runs `acm` with `args` to its end; its exit status, standard output and standard error.
 pub fn acm(args: &[&str]) -> (ExitStatus, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_acm"))
@@ -175,6 +227,8 @@ pub struct Server {
     /// The partner API's port.
     pub partner_port: u16,
     dir: PathBuf,
+    /// Environment variables given to each start (`LD_PRELOAD` of libfaketime, say).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     /// How many times it was started (each start writes its own standard error file).
     starts: usize,
@@ -193,6 +247,7 @@ impl Server {
             .arg(&self.config)
             .env("RUST_LOG", "warn")
             .env_remove("ACM_LOG_FORMAT")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -406,6 +461,11 @@ pub struct Systems {
 impl Systems {
     /// Makes the files and starts both servers; returns once both are ready.
     pub async fn start() -> Self {
+        Self::start_with(&Tweaks::default(), &Tweaks::default()).await
+    }
+
+    /// [`Systems::start`] with A's configuration changed by `a` and B's by `b`.
+    pub async fn start_with(a: &Tweaks, b: &Tweaks) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
         let root = dir.path().to_path_buf();
         let certs = root.join("certs");
@@ -422,7 +482,8 @@ impl Systems {
         let server = |(i, (me, other)): (usize, (&'static str, &'static str))| {
             let [client, partner] = [ports[2 * i], ports[2 * i + 1]];
             let config = root.join(format!("{me}.toml"));
-            let text = config_text(me, other, [client, partner], ports[2 * (1 - i) + 1]);
+            let tweaks = if i == 0 { a } else { b };
+            let text = tweaked_config(me, other, [client, partner], ports[2 * (1 - i) + 1], tweaks);
             std::fs::write(&config, text).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
             let issuer = TokenIssuer::from_pem(
                 &token_key,
@@ -435,10 +496,14 @@ impl Systems {
             Server {
                 system: me,
                 config,
-                store: root.join("stores").join(format!("{me}.db")),
+                store: tweaks
+                    .store
+                    .clone()
+                    .unwrap_or_else(|| root.join("stores").join(format!("{me}.db"))),
                 client_port: client,
                 partner_port: partner,
                 dir: root.clone(),
+                env: tweaks.env.clone(),
                 child: None,
                 starts: 0,
                 ca_pem: read(&certs.join(me).join("ca.pem")),
