@@ -226,6 +226,13 @@ pub enum StoreError {
         /// The failure that stopped it.
         reason: String,
     },
+    /// The storage has no room for the write (the disk or file system is full): nothing was
+    /// written and the store goes on; the same write succeeds once space is freed.
+    #[error("storage full, nothing written; retry once space is freed: {reason}")]
+    StorageFull {
+        /// What the backend said.
+        reason: String,
+    },
     /// The storage backend failed; the append may or may not be durable (retry with the same
     /// event ids, which is safe).
     #[error("storage backend: {0}")]

@@ -149,6 +149,18 @@ impl Done {
         }
     }
 
+    /// Refuses the job: the storage had no room, and nothing of it was written.
+    fn full(self, reason: &str) {
+        let e = || StoreError::StorageFull {
+            reason: reason.to_owned(),
+        };
+        match self {
+            Self::Append(tx, _) => drop(tx.send(Err(e()))),
+            Self::Claim(tx, _) => drop(tx.send(Err(e()))),
+            Self::Failed(tx, _) => drop(tx.send(Err(e()))),
+        }
+    }
+
     fn fail(self, error: &Arc<rusqlite::Error>) {
         let e = || BackendError::Sqlite(error.clone()).into();
         match self {
@@ -215,6 +227,12 @@ fn blob(id: uuid::Uuid) -> [u8; 16] {
 
 fn i64_of(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Whether `e` says the disk or file system is full (`SQLITE_FULL`, which `SQLite` also gives
+/// for a short write).
+fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(ErrorCode::DiskFull)
 }
 
 /// Whether `e` is a UNIQUE or PRIMARY KEY violation, told by `SQLite`'s extended result code.
@@ -592,14 +610,7 @@ impl<E: DomainEvent> Writer<E> {
             fatal = self.conn.execute_batch("COMMIT").err();
         }
         if let Some(error) = fatal {
-            tracing::error!(%error, jobs = done.len(), "acm store transaction failed; rolled back; halting");
-            let _ = self.conn.execute_batch("ROLLBACK");
-            self.halted = Some(format!("transaction failed: {error}"));
-            self.recover();
-            let error = Arc::new(error);
-            for d in done {
-                d.fail(&error);
-            }
+            self.abort(error, done);
             return;
         }
         self.published.transactions.fetch_add(1, Ordering::Relaxed);
@@ -618,6 +629,33 @@ impl<E: DomainEvent> Writer<E> {
         }
     }
 
+    /// Rolls back a failed transaction and answers its jobs. A full disk refuses the batch and
+    /// the writer goes on; any other failure halts it.
+    fn abort(&mut self, error: rusqlite::Error, done: Vec<Done>) {
+        // SQLite may have rolled back already (it does on SQLITE_FULL), so the ROLLBACK's own
+        // error says nothing; whether a transaction is still open does.
+        let _ = self.conn.execute_batch("ROLLBACK");
+        let rolled_back = self.conn.is_autocommit();
+        let recovered = self.recover();
+        if rolled_back && recovered && is_full(&error) {
+            // No room: the write was refused before anything reached the log (a commit is
+            // durable only once its last frame is written, and that write is what failed), so
+            // nothing acknowledged is in doubt and the next batch may find space again.
+            tracing::error!(%error, jobs = done.len(), "acm store is full; transaction rolled back, nothing written");
+            let reason = error.to_string();
+            for d in done {
+                d.full(&reason);
+            }
+            return;
+        }
+        tracing::error!(%error, jobs = done.len(), "acm store transaction failed; rolled back; halting");
+        self.halted = Some(format!("transaction failed: {error}"));
+        let error = Arc::new(error);
+        for d in done {
+            d.fail(&error);
+        }
+    }
+
     /// Tells readers and subscribers the committed head, if it moved.
     fn publish(&self) {
         let head = self.head;
@@ -628,8 +666,9 @@ impl<E: DomainEvent> Writer<E> {
         });
     }
 
-    /// After a failed transaction: forget every cache and re-read the committed head.
-    fn recover(&mut self) {
+    /// After a failed transaction: forget every cache and re-read the committed head; whether
+    /// the head could be read.
+    fn recover(&mut self) -> bool {
         self.versions.clear();
         if let Some(p) = self.projection.as_mut() {
             p.reset();
@@ -640,8 +679,12 @@ impl<E: DomainEvent> Writer<E> {
                 self.chain = chain;
                 // A commit reported failed may have landed all the same.
                 self.publish();
+                true
             }
-            Err(error) => tracing::error!(%error, "could not re-read the chain head"),
+            Err(error) => {
+                tracing::error!(%error, "could not re-read the chain head");
+                false
+            }
         }
     }
 

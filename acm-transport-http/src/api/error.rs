@@ -11,6 +11,8 @@ use crate::problem::{PROBLEM_JSON, Problem};
 
 /// How long a client is asked to wait before retrying a 503.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long before retrying a 507: space comes back when an operator frees it, not in a second.
+const RETRY_AFTER_FULL: Duration = Duration::from_secs(30);
 
 /// A failed API call. Every variant is answered with a problem of a stable type; a client's
 /// mistake is never a 5xx.
@@ -102,6 +104,13 @@ impl From<ServiceError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
+        if let StoreError::StorageFull { .. } = &error {
+            tracing::error!(%error, "storage full: the write is refused (507)");
+            return Self::Unavailable(
+                "storage_full",
+                "the server's storage is full; nothing was recorded".to_owned(),
+            );
+        }
         tracing::warn!(%error, "store failure answered as 503");
         // The text of a backend failure may name files; the client learns only the kind.
         let detail = match &error {
@@ -121,11 +130,13 @@ impl IntoResponse for ApiError {
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(RETRY_AFTER.as_secs()),
-            );
+        let retry_after = match status {
+            StatusCode::SERVICE_UNAVAILABLE => Some(RETRY_AFTER),
+            StatusCode::INSUFFICIENT_STORAGE => Some(RETRY_AFTER_FULL),
+            _ => None,
+        };
+        if let Some(after) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(after.as_secs()));
         }
         if matches!(self, Self::Token(..)) {
             headers.insert(

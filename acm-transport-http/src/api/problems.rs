@@ -233,6 +233,11 @@ pub const PROBLEM_KINDS: &[ProblemKind] = &[
         "The store could not be written or read",
     ),
     kind(
+        "storage_full",
+        507,
+        "The server's storage is full; nothing was recorded, retry with the same key later",
+    ),
+    kind(
         "busy",
         503,
         "The request kept changing under the command; try again",
