@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use acm_core::{McServiceId, Processing, SystemId};
 use acm_transport_http::{AcmClient, TokenIssuer};
@@ -33,6 +33,9 @@ pub struct PairOptions {
     /// Most sends in flight to the partner at once (`[limits] sends_per_partner`); `None`
     /// keeps the server's default.
     pub sends_per_partner: Option<usize>,
+    /// The relay's longest back-off between attempts (`[timing] max_backoff_seconds`);
+    /// `None` keeps the server's default.
+    pub max_backoff_seconds: Option<u64>,
 }
 
 impl Default for PairOptions {
@@ -42,6 +45,7 @@ impl Default for PairOptions {
             processing: Processing::Manual,
             tick: Duration::from_millis(20),
             sends_per_partner: None,
+            max_backoff_seconds: None,
         }
     }
 }
@@ -79,7 +83,12 @@ pub struct Pair {
     pub issuers: [TokenIssuer; 2],
     /// The options it was started with.
     pub options: PairOptions,
+    /// B's configuration, to start it again.
+    b_config: Config,
 }
+
+/// How many times a restart tries to start B again (100 ms apart).
+const RESTART_TRIES: u32 = 50;
 
 fn free_port() -> Result<u16, Failure> {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -131,12 +140,14 @@ pub async fn start(dir: &Path, options: PairOptions) -> Result<Pair, Failure> {
     let ca = [read_ca(A)?, read_ca(B)?];
     let b = serve::start(&configs[1]).await?;
     let a = serve::start(&configs[0]).await?;
+    let b_config = configs.swap_remove(1);
     Ok(Pair {
         a,
         b,
         ca,
         issuers,
         options,
+        b_config,
     })
 }
 
@@ -153,6 +164,47 @@ impl Pair {
             token,
         )
         .map_err(|e| Failure::Usage(e.to_string()))
+    }
+
+    /// Stops B gracefully and starts it again on the same configuration and store (a
+    /// partner restart, as an operator's upgrade does it); the pair, and how long B was away.
+    pub async fn restart_b(self) -> Result<(Self, Duration), Failure> {
+        let Self {
+            a,
+            b,
+            ca,
+            issuers,
+            options,
+            b_config,
+        } = self;
+        let stopped = Instant::now();
+        b.stop().await?;
+        // A stream cut short may hold the store a moment after the stop; the open then finds
+        // it locked, and is tried again.
+        let mut tries = 0_u32;
+        let b = loop {
+            match serve::start(&b_config).await {
+                Ok(b) => break b,
+                Err(e) if tries < RESTART_TRIES => {
+                    tracing::debug!(error = ?e, "B not started yet");
+                    tries = tries.saturating_add(1);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let away = stopped.elapsed();
+        Ok((
+            Self {
+                a,
+                b,
+                ca,
+                issuers,
+                options,
+                b_config,
+            },
+            away,
+        ))
     }
 
     /// Stops both servers gracefully.
@@ -204,13 +256,17 @@ concurrency = 1024
 
 [timing]
 tick_ms = {tick}
-"#,
+{backoff}"#,
         processing = match options.processing {
             Processing::Manual => "manual",
             Processing::AutoAccept => "auto_accept",
             Processing::AutoReject => "auto_reject",
         },
         tick = options.tick.as_millis().max(1),
+        backoff = options
+            .max_backoff_seconds
+            .map(|n| format!("max_backoff_seconds = {n}\n"))
+            .unwrap_or_default(),
         sends = options
             .sends_per_partner
             .map(|n| format!("sends_per_partner = {n}\n"))

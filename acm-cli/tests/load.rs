@@ -52,3 +52,56 @@ fn load_refuses_a_zero_duration_and_half_an_external_target() {
         "--a-url alone must be a usage error"
     );
 }
+
+/// The soak's partner restarts lose nothing: every exchange started finishes (the clients
+/// retry what a server that is away could not answer), both stores owe nothing at the end,
+/// and each interval has its sample of memory and file descriptors.
+#[test]
+fn a_soak_with_partner_restarts_finishes_every_exchange_and_leaves_nothing_owed() {
+    let out = Command::new(env!("CARGO_BIN_EXE_acm"))
+        .args([
+            "load",
+            "--duration",
+            "5s",
+            "--concurrency",
+            "4",
+            "--rate",
+            "40",
+            "--restart-partner-every",
+            "1500ms",
+            "--sample-every",
+            "1s",
+            "--no-baseline",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "acm load failed: {stderr}\n{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let restarts = report["partner_restarts_ms"].as_array().unwrap().len();
+    assert!(restarts >= 2, "B restarted {restarts} times: {report}");
+    assert!(report["exchanges"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    for owed in ["a_outbox", "b_outbox", "a_pending", "b_pending"] {
+        assert_eq!(
+            report["left_over"][owed].as_u64(),
+            Some(0),
+            "{owed}: {report}"
+        );
+    }
+    // A's store recorded one exchange's six events for each one done: none twice.
+    let events = report["per_exchange"]["a"]["events"].as_f64().unwrap();
+    assert!(
+        (5.9..=6.1).contains(&events),
+        "A: {events} events per exchange"
+    );
+    let samples = report["samples"].as_array().unwrap();
+    assert!(samples.len() >= 3, "{report}");
+    for s in samples {
+        assert!(s["rss_kib"].as_u64().unwrap() > 0, "{s}");
+        assert!(s["fds"].as_u64().unwrap() > 0, "{s}");
+    }
+}

@@ -76,6 +76,9 @@ pub struct Outcome {
     pub empty_downloads: u64,
     /// Notice waits that timed out and downloaded anyway.
     pub wait_timeouts: u64,
+    /// Calls made again after a server was gone or could not answer (no connection, 503,
+    /// 507), and notification streams reopened after they broke.
+    pub retries: u64,
 }
 
 /// Why an exchange failed.
@@ -232,11 +235,12 @@ impl VirtualPair {
             let started = Instant::now();
             match self.exchange(&plan, &mut outcome, &mut clock).await {
                 Ok(()) => {
-                    outcome.latency.record(started.elapsed());
+                    let took = started.elapsed();
+                    outcome.latency.record(took);
                     for (h, d) in outcome.stages.iter_mut().zip(clock.stages) {
                         h.record(d);
                     }
-                    plan.counters.done.fetch_add(1, Ordering::Relaxed);
+                    plan.counters.done(took);
                 }
                 Err(fail) => {
                     let n = outcome.errors.entry(fail.code()).or_insert(0);
@@ -266,8 +270,8 @@ impl VirtualPair {
             .parse()
             .map_err(|e| Fail::Client(ClientError::Config(format!("idempotency key: {e}"))))?;
         let t = Instant::now();
-        outcome.calls = outcome.calls.saturating_add(1);
-        let request = match self.alice.client.submit(&submission, &key).await? {
+        let alice = &self.alice.client;
+        let request = match retried(plan, outcome, || alice.submit(&submission, &key)).await? {
             Submitted::Queued(accepted) => accepted.request_id,
             Submitted::Refused { refusal, .. } => return Err(Fail::Refused(refusal)),
         };
@@ -291,18 +295,13 @@ impl VirtualPair {
         .await?;
 
         let t = Instant::now();
-        outcome.calls = outcome.calls.saturating_add(1);
-        self.bob
-            .client
-            .respond(
-                request,
-                &ResponseSubmission {
-                    decision: DecisionKind::Accept,
-                    reason: None,
-                    responder_alias: None,
-                },
-            )
-            .await?;
+        let accept = ResponseSubmission {
+            decision: DecisionKind::Accept,
+            reason: None,
+            responder_alias: None,
+        };
+        let bob = &self.bob.client;
+        retried(plan, outcome, || bob.respond(request, &accept)).await?;
         clock.add(3, t);
 
         let answered = |data: &PendingAcmData| has_response(data, request);
@@ -318,9 +317,8 @@ impl VirtualPair {
         )
         .await?;
         let t = Instant::now();
-        outcome.calls = outcome.calls.saturating_add(1);
         // Everything downloaded, so a response left by an earlier failed exchange goes too.
-        self.alice.client.acknowledge_all(&data).await?;
+        retried(plan, outcome, || alice.acknowledge_all(&data)).await?;
         clock.add(6, t);
         Ok(())
     }
@@ -355,19 +353,62 @@ async fn await_item(
             return Err(Fail::Timeout(what));
         }
         let t = Instant::now();
-        let noticed = watcher.wait(plan.redownload.min(left)).await?;
-        clock.add(wait_stage, t);
-        if !noticed {
-            outcome.wait_timeouts = outcome.wait_timeouts.saturating_add(1);
+        match watcher.wait(plan.redownload.min(left)).await {
+            Ok(true) => {}
+            Ok(false) => outcome.wait_timeouts = outcome.wait_timeouts.saturating_add(1),
+            // The server went away (a restart): the stream is reopened at the next wait, and
+            // the download below finds what the notice would have announced.
+            Err(_) => {
+                outcome.retries = outcome.retries.saturating_add(1);
+                tokio::time::sleep(RETRY_PAUSE.min(left)).await;
+            }
         }
+        clock.add(wait_stage, t);
         let t = Instant::now();
-        outcome.calls = outcome.calls.saturating_add(1);
-        let data = client.pending().await?;
+        let data = retried(plan, outcome, || client.pending()).await?;
         clock.add(download_stage, t);
         if found(&data) {
             return Ok(data);
         }
         outcome.empty_downloads = outcome.empty_downloads.saturating_add(1);
+    }
+}
+
+/// The pause before a call is made again after its server could not answer.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Whether a failed call may succeed if made again: the server was unreachable (restarting,
+/// say) or said so itself (503, 507 with a `Retry-After`).
+fn retryable(e: &ClientError) -> bool {
+    match e {
+        ClientError::Transport(_) => true,
+        ClientError::Problem(p) => p.status == 503 || p.status == 507,
+        ClientError::Status { status, .. } => *status >= 500,
+        _ => false,
+    }
+}
+
+/// `call` until it answers, made again with the same arguments (every call of an exchange
+/// is idempotent: the submission by its key, the rest by what they name) while its server
+/// cannot answer, for up to `plan.patience`.
+async fn retried<T, F, Fut>(plan: &Plan, outcome: &mut Outcome, mut call: F) -> Result<T, Fail>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let deadline = Instant::now()
+        .checked_add(plan.patience)
+        .unwrap_or_else(Instant::now);
+    loop {
+        outcome.calls = outcome.calls.saturating_add(1);
+        match call().await {
+            Ok(answer) => return Ok(answer),
+            Err(e) if retryable(&e) && Instant::now() < deadline => {
+                outcome.retries = outcome.retries.saturating_add(1);
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 mod baseline;
 mod cpu;
 mod exchange;
+mod soak;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -68,6 +69,15 @@ pub struct LoadArgs {
     /// tmpfs an fsync costs nothing: a diagnostic, not a durable measurement.
     #[arg(long, env = "ACM_LOAD_DIR")]
     dir: Option<PathBuf>,
+    /// Started mode: stop B gracefully and start it again this often during the run (a soak
+    /// with partner restarts). The relay's longest back-off is then 1 s, so that A tries
+    /// again soon after B is back.
+    #[arg(long, value_parser = parse_duration, env = "ACM_LOAD_RESTART_PARTNER_EVERY")]
+    restart_partner_every: Option<Duration>,
+    /// Also report, this often: exchanges per second, p99, this process's resident memory
+    /// and open file descriptors (a soak's samples, to see that nothing grows).
+    #[arg(long, value_parser = parse_duration, env = "ACM_LOAD_SAMPLE_EVERY")]
+    sample_every: Option<Duration>,
     #[command(flatten)]
     external: External,
 }
@@ -223,6 +233,16 @@ struct Report {
     baseline: Option<Baseline>,
     /// acm full exchanges/s ÷ raw hops/s.
     exchanges_per_raw_hop: Option<f64>,
+    /// With `--sample-every`: one entry per interval.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    samples: Vec<soak::Sample>,
+    /// With `--restart-partner-every`: how long B was away at each restart, ms.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    partner_restarts_ms: Vec<f64>,
+    /// Started mode: what the stores still owe once the run is over (all zero when nothing
+    /// was lost: every message relayed, every item acknowledged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    left_over: Option<soak::LeftOver>,
 }
 
 /// CPU spent during the exchange run, by this one process (servers and load clients alike).
@@ -254,6 +274,8 @@ struct PerExchange {
     empty_downloads: f64,
     /// Notice waits that timed out and downloaded anyway, per exchange.
     wait_timeouts: f64,
+    /// Calls made again (and streams reopened) because a server was away, per exchange.
+    retries: f64,
     /// Notices pushed on the SSE streams that an exchange needs (bob's, alice's).
     sse_notices: u32,
     /// Partner API calls (A → B the request, B → A the response), mutual TLS.
@@ -333,16 +355,39 @@ pub async fn run(args: LoadArgs) -> Result<(), Failure> {
         Servers::Started(p) => Some((StoreMark::of(&p.a).await, StoreMark::of(&p.b).await)),
         Servers::External => None,
     };
-    let cpu_before = cpu::sample();
-    let (outcome, elapsed) = exchanges(&args, pairs, &clients).await?;
-    let cpu_spent = cpu::sample()
-        .zip(cpu_before)
-        .map(|(after, before)| after.since(&before));
+    let counters = Arc::new(Counters::default());
+    let measured = async {
+        let cpu_before = cpu::sample();
+        let run = exchanges(&args, pairs, &clients, counters.clone()).await;
+        let cpu_spent = cpu::sample()
+            .zip(cpu_before)
+            .map(|(after, before)| after.since(&before));
+        (run, cpu_spent)
+    };
+    let (servers, (run, cpu_spent), extras) = soak::beside(
+        servers,
+        args.sample_every,
+        args.restart_partner_every,
+        &counters,
+        measured,
+    )
+    .await?;
     drop(runtime);
+    let soak::Extras { samples, restarts } = extras;
+    let (outcome, elapsed) = run?;
+    let left_over = match &servers {
+        Servers::Started(p) => Some(soak::left_over(p, args.patience).await),
+        Servers::External => None,
+    };
     let marks = match (&servers, before) {
+        // B's figures restart with each start of B, so only A's are whole.
         (Servers::Started(p), Some((a, b))) => Some((
             StoreMark::of(&p.a).await.since(a),
-            StoreMark::of(&p.b).await.since(b),
+            if restarts.is_empty() {
+                StoreMark::of(&p.b).await.since(b)
+            } else {
+                StoreMark::default()
+            },
         )),
         _ => None,
     };
@@ -363,6 +408,13 @@ pub async fn run(args: LoadArgs) -> Result<(), Failure> {
     };
 
     let mut report = report(&args, &outcome, elapsed, marks, durability);
+    report.samples = samples;
+    report.partner_restarts_ms = restarts.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    report.left_over = left_over;
+    if !report.partner_restarts_ms.is_empty() {
+        // Each start of B counts its store's work afresh: no whole-run figure for it.
+        report.per_exchange.b = None;
+    }
     report.cpu = cpu_spent.map(|spent| cpu_report(&spent, report.exchanges, elapsed));
     if !args.no_baseline {
         with_baseline(&args, dir.path(), n, &mut report).await?;
@@ -387,6 +439,7 @@ async fn servers(
             processing: Processing::Manual,
             tick: Duration::from_millis(args.tick_ms),
             sends_per_partner: args.sends_per_partner.and_then(|s| usize::try_from(s).ok()),
+            max_backoff_seconds: args.restart_partner_every.map(|_| 1),
         };
         let pair = pair::start(dir, options).await?;
         let mut users = Vec::with_capacity(n);
@@ -572,8 +625,8 @@ async fn exchanges(
     args: &LoadArgs,
     pairs: Vec<VirtualPair>,
     clients: &tokio::runtime::Handle,
+    counters: Arc<Counters>,
 ) -> Result<(Outcome, Duration), Failure> {
-    let counters = Arc::new(Counters::default());
     let started = Instant::now();
     let until = started
         .checked_add(args.duration)
@@ -632,6 +685,7 @@ async fn exchanges(
             .empty_downloads
             .saturating_add(outcome.empty_downloads);
         merged.wait_timeouts = merged.wait_timeouts.saturating_add(outcome.wait_timeouts);
+        merged.retries = merged.retries.saturating_add(outcome.retries);
     }
     let elapsed = started.elapsed();
     stop.send_replace(true);
@@ -685,6 +739,7 @@ fn report(
             client_calls: per_attempt(outcome.calls),
             empty_downloads: per_attempt(outcome.empty_downloads),
             wait_timeouts: per_attempt(outcome.wait_timeouts),
+            retries: per_attempt(outcome.retries),
             sse_notices: 2,
             partner_calls: 2,
             a: marks.map(|(a, _)| per_exchange(a, attempts, elapsed)),
@@ -705,6 +760,9 @@ fn report(
         }),
         baseline: None,
         exchanges_per_raw_hop: None,
+        samples: Vec::new(),
+        partner_restarts_ms: Vec::new(),
+        left_over: None,
     }
 }
 
@@ -775,14 +833,20 @@ fn print_table(r: &Report) {
         println!("errors: {}", kinds.join(", "));
     }
     print_costs(r);
+    soak::print(&r.samples, &r.partner_restarts_ms, r.left_over.as_ref());
 }
 
 /// What one exchange is made of, the ratio to the baseline, the CPU, the stages.
 fn print_costs(r: &Report) {
     let p = &r.per_exchange;
     println!(
-        "\none full exchange = {:.2} client API calls (submit, download, respond, download, acknowledge; {:.2} downloads came up empty, {:.2} notice waits timed out) + {} SSE notices + {} partner API calls (mutual TLS)",
-        p.client_calls, p.empty_downloads, p.wait_timeouts, p.sse_notices, p.partner_calls
+        "\none full exchange = {:.2} client API calls (submit, download, respond, download, acknowledge; {:.2} downloads came up empty, {:.2} notice waits timed out, {:.2} calls made again while a server was away) + {} SSE notices + {} partner API calls (mutual TLS)",
+        p.client_calls,
+        p.empty_downloads,
+        p.wait_timeouts,
+        p.retries,
+        p.sse_notices,
+        p.partner_calls
     );
     for (name, s) in [("A", &p.a), ("B", &p.b)] {
         if let Some(s) = s {

@@ -218,6 +218,29 @@ pub struct Counters {
     pub done: AtomicU64,
     /// Exchanges (or hops) that failed.
     pub errors: AtomicU64,
+    /// Latencies since the last [`Counters::take_window`] (the soak's samples).
+    window: std::sync::Mutex<Histogram>,
+}
+
+impl Counters {
+    /// Counts one exchange done in `took`.
+    pub fn done(&self, took: Duration) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        self.window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(took);
+    }
+
+    /// The latencies recorded since the last call, and a fresh window.
+    pub fn take_window(&self) -> Histogram {
+        std::mem::take(
+            &mut *self
+                .window
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
 }
 
 /// Prints one line a second on standard error (elapsed, done in the last second, total,
