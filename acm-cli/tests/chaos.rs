@@ -279,6 +279,19 @@ fn answered_is_stored(system: &str, answered: &[Answered], events: &[Envelope<Ev
     }
 }
 
+/// Both stores' logs (their chains checked), read side by side off the runtime's workers:
+/// with two workers, a worker busy reading would hold up half the workload.
+fn both_logs(systems: &Systems) -> (Vec<Envelope<Event>>, Vec<Envelope<Event>>) {
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let a = scope.spawn(|| systems.a.events());
+            let b = systems.b.events();
+            let a = a.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (a, b)
+        })
+    })
+}
+
 /// `seen` (what `who` holds) names exactly the requests alice was answered with: none
 /// missing, none more (a second request made by a retry).
 fn same_requests<'a>(
@@ -354,6 +367,7 @@ async fn kill_9_at_any_step_loses_and_repeats_nothing() {
     ];
     let mut log: Vec<Kill> = Vec::new();
     let mut down = Duration::ZERO;
+    let mut reading = Duration::ZERO;
     for k in 0..kills {
         tokio::time::sleep(rng.millis(30, 300)).await;
         let at_a = rng.below(2) == 0;
@@ -380,7 +394,8 @@ async fn kill_9_at_any_step_loses_and_repeats_nothing() {
             .filter(|a| a.at_a() == at_a)
             .cloned()
             .collect();
-        let (a_events, b_events) = (systems.a.events(), systems.b.events());
+        let read = Instant::now();
+        let (a_events, b_events) = both_logs(&systems);
         let system = if at_a { A } else { B };
         answered_is_stored(system, &answered, if at_a { &a_events } else { &b_events });
         log.push(Kill {
@@ -390,6 +405,7 @@ async fn kill_9_at_any_step_loses_and_repeats_nothing() {
             phases: phases(&a_events, &b_events, &calls),
             checked: answered.len(),
         });
+        reading += read.elapsed();
         tokio::time::sleep(rng.millis(0, 250)).await;
         let server = if at_a { &mut systems.a } else { &mut systems.b };
         server.restart().await;
@@ -414,7 +430,7 @@ async fn kill_9_at_any_step_loses_and_repeats_nothing() {
         // Requests nobody was answered with are found below, from what the stores hold.
         let done = shared.ledger().open() == 0;
         if done {
-            let b_done = by_request(&systems.b.events())
+            let b_done = by_request(&tokio::task::block_in_place(|| systems.b.events()))
                 .values()
                 .all(|t| AT_B_LAST.iter().all(|last| t.iter().any(|x| x == last)));
             if b_done {
@@ -428,7 +444,8 @@ async fn kill_9_at_any_step_loses_and_repeats_nothing() {
                 .iter()
                 .filter(|(_, s)| **s != Stage::Done)
                 .collect();
-            let live = phases(&systems.a.events(), &systems.b.events(), &BTreeMap::new());
+            let (a_events, b_events) = both_logs(&systems);
+            let live = phases(&a_events, &b_events, &BTreeMap::new());
             panic!(
                 "requests not at their end {DRAIN:?} after the last restart: {stuck:?}\n\
                  the stores: {live:?}\nA:\n{}\nB:\n{}",
@@ -472,8 +489,7 @@ async fn kill_9_at_any_step_loses_and_repeats_nothing() {
 
     // Both logs: the chain verifies (events() checks it), no event id twice, every answered
     // call stored, and per request exactly the expected events.
-    let a_events = systems.a.events();
-    let b_events = systems.b.events();
+    let (a_events, b_events) = both_logs(&systems);
     assert_eq!(duplicate_event_ids(&a_events), Vec::<String>::new(), "A");
     assert_eq!(duplicate_event_ids(&b_events), Vec::<String>::new(), "B");
     answered_is_stored(
@@ -666,11 +682,12 @@ async fn kill_9_at_any_step_loses_and_repeats_nothing() {
     );
     let on_a = log.iter().filter(|k| k.at_a).count();
     println!(
-        "chaos: {} kills (A {on_a}, B {}) in {:.1} s, {:.2} s a kill (down and back), {} requests, all steps 1-14 each; {:.1} s in all",
+        "chaos: {} kills (A {on_a}, B {}) in {:.1} s, {:.2} s a kill (down and back, {:.2} s of it reading the stores), {} requests, all steps 1-14 each; {:.1} s in all",
         log.len(),
         log.len() - on_a,
         killing.as_secs_f64(),
         (down / u32::try_from(log.len().max(1)).unwrap_or(u32::MAX)).as_secs_f64(),
+        (reading / u32::try_from(log.len().max(1)).unwrap_or(u32::MAX)).as_secs_f64(),
         requests.len(),
         total.as_secs_f64()
     );
