@@ -5,6 +5,8 @@
 //! recorded is read from its store file, read-only while it runs.
 #![allow(dead_code)]
 
+pub mod chaos;
+
 use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
