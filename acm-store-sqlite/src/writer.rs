@@ -29,6 +29,7 @@ const OUTBOX_QUEUE: &str = include_str!("writer/outbox_queue.sql");
 const OUTBOX_SETTLE: &str = include_str!("writer/outbox_settle.sql");
 const OUTBOX_CLAIM: &str = include_str!("writer/outbox_claim.sql");
 const OUTBOX_FAILED: &str = include_str!("writer/outbox_failed.sql");
+const OUTBOX_RELEASE: &str = include_str!("writer/outbox_release.sql");
 const HOOK_SET: &str = include_str!("writer/hook_set.sql");
 const HOOK_CLEAR: &str = include_str!("writer/hook_clear.sql");
 const TIMER_SET: &str = include_str!("writer/timer_set.sql");
@@ -379,6 +380,16 @@ impl<E: DomainEvent> Writer<E> {
                 projection = name,
                 events = projected,
                 "projection caught up with the log"
+            );
+        }
+        let released = self
+            .conn
+            .execute(OUTBOX_RELEASE, [])
+            .map_err(crate::error::sqlite)?;
+        if released > 0 {
+            tracing::info!(
+                messages = released,
+                "outbox claims of a process that is gone released"
             );
         }
         Ok(projected)

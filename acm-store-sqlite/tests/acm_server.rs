@@ -435,6 +435,39 @@ fn failed_sends_are_counted_in_the_store_and_back_off_survives_a_restart() {
     });
 }
 
+/// A relay killed mid-send leaves its claim in the file; the next open releases it (the file
+/// is locked to one process, so the claim's owner is gone) and the message is due at once,
+/// not when the lease would have run out.
+#[test]
+fn a_claim_left_by_a_process_that_is_gone_is_released_at_the_next_open() {
+    futures_executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = systems(&dir).await;
+        sys.alice_provides(Target::User(bob()), 1).await.unwrap();
+        let lease = Duration::minutes(10);
+        let claimed = sys
+            .a
+            .store
+            .claim_outbox(sys.clock.now(), lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        // Held by the lease while this store is open.
+        let again = sys.a.store.claim_outbox(sys.clock.now(), lease, 10).await;
+        assert!(again.unwrap().is_empty());
+
+        close(&sys).await;
+        let reopened = SqliteAcmStore::open(db(&dir, &sys.a.id)).unwrap();
+        let after = reopened
+            .claim_outbox(sys.clock.now(), lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(after.len(), 1, "the dead claim still holds the message");
+        assert_eq!(after[0].message_id, claimed[0].message_id);
+        reopened.close().await.unwrap();
+    });
+}
+
 /// Alice submits a request to bob; returns it with the message A owes B for it, that
 /// message's id, and the request as sent.
 async fn owed_request(sys: &Systems) -> (RequestId, PartnerMessage, MessageId, Arc<AcmRequest>) {
