@@ -6,8 +6,8 @@ use std::sync::Arc;
 use acm_core::{IdempotencyKey, McServiceId, RequestId, SystemId};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 use rustls::pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 
@@ -24,9 +24,16 @@ impl FromRequestParts<ApiState> for User {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let header = match parts.headers.get(header::AUTHORIZATION) {
-            None => None,
-            Some(value) => Some(value.to_str().map_err(|_| {
+        let header = match single(parts, header::AUTHORIZATION.as_str()) {
+            Err(()) => {
+                // A proxy may have checked one of them and the server would read another.
+                return Err(ApiError::Token(
+                    "token_malformed",
+                    "more than one Authorization header".into(),
+                ));
+            }
+            Ok(None) => None,
+            Ok(Some(value)) => Some(value.to_str().map_err(|_| {
                 ApiError::Token(
                     "token_malformed",
                     "the Authorization header is not text".into(),
@@ -130,15 +137,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Key {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let value = parts.headers.get(IDEMPOTENCY_KEY).ok_or_else(|| {
-            ApiError::http("idempotency_key_missing", "send an Idempotency-Key header")
-        })?;
+        let value = single(parts, IDEMPOTENCY_KEY)
+            .map_err(|()| {
+                // Which of two keys a retry's answer is looked up by must not be a guess.
+                ApiError::http(
+                    "idempotency_key_invalid",
+                    "more than one Idempotency-Key header",
+                )
+            })?
+            .ok_or_else(|| {
+                ApiError::http("idempotency_key_missing", "send an Idempotency-Key header")
+            })?;
         let text = value.to_str().map_err(|_| {
             ApiError::http("idempotency_key_invalid", "the key is not visible ASCII")
         })?;
         text.parse().map(Self).map_err(|e: acm_core::IdError| {
             ApiError::http("idempotency_key_invalid", e.to_string())
         })
+    }
+}
+
+/// The one value of header `name`, if any; `Err` when it is given more than once (RFC 9110
+/// allows a list only for fields defined as lists, and these two are single values).
+fn single<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a HeaderValue>, ()> {
+    let mut values = parts.headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (first, None) => Ok(first),
+        _ => Err(()),
     }
 }
 
