@@ -539,3 +539,4 @@ pub fn read(path: &Path) -> Vec<u8> {
 pub fn system(text: &str) -> SystemId {
     id(text)
 }
+pub mod partner;
