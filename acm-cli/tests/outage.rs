@@ -94,18 +94,30 @@ fn stored_counts(partner: &Server, requests: &[RequestId]) -> Vec<usize> {
 /// Waits until A's outbox holds `depth` messages, each tried at least twice, with
 /// `unreachable_since` + `more` failed sends counted; checks that the oldest message's age
 /// grows while it waits.
-async fn outage_shows(server: &Server, depth: usize, unreachable_since: f64, more: usize) {
-    let text = until_metrics(server, "the outbox to show the retries", |m| {
-        sample(m, DEPTH) == Some(float(depth))
-            && sample(m, MAX_ATTEMPTS).is_some_and(|a| a >= 2.0)
-            && sample_or_zero(m, UNREACHABLE) >= unreachable_since + float(more)
-    })
+async fn outage_shows(
+    server: &Server,
+    what: &str,
+    depth: usize,
+    unreachable_since: f64,
+    more: usize,
+) {
+    let text = until_metrics(
+        server,
+        &format!("{what}: the outbox to show the retries"),
+        |m| {
+            sample(m, DEPTH) == Some(float(depth))
+                && sample(m, MAX_ATTEMPTS).is_some_and(|a| a >= 2.0)
+                && sample_or_zero(m, UNREACHABLE) >= unreachable_since + float(more)
+        },
+    )
     .await;
     let age = gauge(&text, OLDEST_AGE);
     assert!(age >= 0.0, "{OLDEST_AGE} {age}");
-    until_metrics(server, "the oldest message to grow older", |m| {
-        sample(m, OLDEST_AGE).is_some_and(|later| later > age)
-    })
+    until_metrics(
+        server,
+        &format!("{what}: the oldest message to grow older"),
+        |m| sample(m, OLDEST_AGE).is_some_and(|later| later > age),
+    )
     .await;
 }
 
@@ -133,6 +145,7 @@ async fn partner_down_for_a_while() {
         }
         outage_shows(
             &systems.a,
+            &format!("B stopped by SIG{signal}"),
             QUEUED,
             sample_or_zero(&before, UNREACHABLE),
             QUEUED,
@@ -199,6 +212,7 @@ async fn a_partner_that_never_answers() {
         }
         outage_shows(
             &systems.a,
+            what,
             QUEUED,
             sample_or_zero(&before, UNREACHABLE),
             2 * QUEUED,
