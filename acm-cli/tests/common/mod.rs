@@ -541,3 +541,4 @@ pub fn read(path: &Path) -> Vec<u8> {
 pub fn system(text: &str) -> SystemId {
     id(text)
 }
+pub mod partner;
