@@ -81,16 +81,18 @@ pub struct Sample {
     pub p99_ms: f64,
     /// This process's resident set (`VmRSS`), KiB.
     pub rss_kib: Option<u64>,
+    /// Of it, anonymous memory (`RssAnon`: the heap, stacks), KiB; the rest is mapped
+    /// files and shared memory (the stores' `-shm` files).
+    pub rss_anon_kib: Option<u64>,
     /// This process's open file descriptors.
     pub fds: Option<usize>,
 }
 
-/// `VmRSS` of this process, KiB (Linux).
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A `kB` line of this process's `/proc/self/status` (`VmRSS:`, `RssAnon:`), KiB (Linux).
+fn status_kib(status: &str, key: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -120,13 +122,15 @@ pub async fn sample(
         let now_done = counters.done.load(Ordering::Relaxed);
         let now_errors = counters.errors.load(Ordering::Relaxed);
         let latency = window.latency();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         samples.push(Sample {
             at_s: started.elapsed().as_secs_f64(),
             exchanges_per_s: per_second(now_done.saturating_sub(done), last.elapsed()),
             errors: now_errors.saturating_sub(errors),
             p50_ms: latency.p50_ms,
             p99_ms: latency.p99_ms,
-            rss_kib: rss_kib(),
+            rss_kib: status_kib(&status, "VmRSS:"),
+            rss_anon_kib: status_kib(&status, "RssAnon:"),
             fds: fds(),
         });
         (done, errors, last) = (now_done, now_errors, Instant::now());
@@ -209,17 +213,18 @@ pub fn print(samples: &[Sample], restarts_ms: &[f64], left: Option<&LeftOver>) {
     }
     if !samples.is_empty() {
         println!(
-            "\n{:>8} {:>10} {:>7} {:>8} {:>8} {:>10} {:>6}",
-            "at s", "exch/s", "errors", "p50 ms", "p99 ms", "RSS MiB", "fds"
+            "\n{:>8} {:>10} {:>7} {:>8} {:>8} {:>10} {:>10} {:>6}",
+            "at s", "exch/s", "errors", "p50 ms", "p99 ms", "RSS MiB", "anon MiB", "fds"
         );
         for s in samples {
             #[allow(clippy::cast_precision_loss)] // KiB far below 2^52
-            let rss = s
-                .rss_kib
-                .map_or_else(|| "-".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+            let mib = |kib: Option<u64>| {
+                kib.map_or_else(|| "-".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
+            };
+            let (rss, anon) = (mib(s.rss_kib), mib(s.rss_anon_kib));
             let fds = s.fds.map_or_else(|| "-".to_owned(), |n| n.to_string());
             println!(
-                "{:>8.1} {:>10.1} {:>7} {:>8.2} {:>8.2} {rss:>10} {fds:>6}",
+                "{:>8.1} {:>10.1} {:>7} {:>8.2} {:>8.2} {rss:>10} {anon:>10} {fds:>6}",
                 s.at_s, s.exchanges_per_s, s.errors, s.p50_ms, s.p99_ms
             );
         }

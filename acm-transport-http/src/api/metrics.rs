@@ -16,13 +16,37 @@ pub(crate) fn prometheus() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
         .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(handle) => Some(handle),
+            Ok(handle) => {
+                upkeep(handle.clone());
+                Some(handle)
+            }
             Err(error) => {
                 tracing::warn!(%error, "metrics recorder not installed; /metrics is empty");
                 None
             }
         })
         .as_ref()
+}
+
+/// How often the recorder folds the histogram samples recorded since into its summaries.
+const UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds recorded histogram samples into the recorder's summaries every [`UPKEEP`], on a
+/// thread of its own for the life of the process. The recorder keeps every sample until
+/// then (`install_recorder` starts no upkeep of its own), so a server that nobody scrapes
+/// would otherwise grow by each request's samples without end.
+fn upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("acm-metrics-upkeep".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(error) = started {
+        tracing::warn!(%error, "metrics upkeep not started; histograms are folded only when /metrics is read");
+    }
 }
 
 /// Counts each request by route, method and status, and times it.
