@@ -22,7 +22,7 @@ use utoipa::openapi::{
     AllOfBuilder, Components, ContentBuilder, ObjectBuilder, OneOfBuilder, Ref, RefOr, Schema, Type,
 };
 
-use super::problems::{PROBLEM_KINDS, problem_kind};
+use super::problems::{PROBLEM_KINDS, ProblemKind, problem_kind};
 use super::{client, notify, partner};
 use crate::problem::{PROBLEM_JSON, PROBLEM_TYPE_PREFIX};
 use crate::wire::{client_routes, partner_routes};
@@ -446,15 +446,21 @@ fn split_by_decision(schema: &mut Schema) {
 /// One response per status among `codes`, whose schema is a [`problem_schema`] of exactly
 /// those types; a 503 carries `Retry-After`, a 401 `WWW-Authenticate`.
 fn add_problems(operation: &mut Operation, codes: &[&'static str]) {
-    let mut by_status: BTreeMap<u16, Vec<&'static str>> = BTreeMap::new();
+    let mut by_status: BTreeMap<u16, Vec<ProblemKind>> = BTreeMap::new();
     for code in codes {
-        by_status
-            .entry(problem_kind(code).status)
-            .or_default()
-            .push(code);
+        // A code that is no kind stays as it is, so the document shows the mistake (under
+        // 500, as the error mapping would answer it).
+        let kind = PROBLEM_KINDS
+            .iter()
+            .find(|k| k.code == *code)
+            .copied()
+            .unwrap_or(ProblemKind {
+                code,
+                ..problem_kind("internal")
+            });
+        by_status.entry(kind.status).or_default().push(kind);
     }
-    for (status, codes) in by_status {
-        let kinds: Vec<_> = codes.iter().map(|c| problem_kind(c)).collect();
+    for (status, kinds) in by_status {
         let description = kinds
             .iter()
             .map(|k| format!("`{}`: {}", k.code, k.title))
