@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Schemathesis against two live `acm serve` processes: the client API of system A, as alice
-# with a bearer token, from the OpenAPI document A serves at /openapi.json; then the partner
-# API of system B over mutual TLS, as A (A's certificate), from the same document as B serves
-# it given as a file, since the partner listener serves no operations routes; between them
-# the client API of B as bob, who receives the document's example submission. Every response must be no
-# 5xx, of a documented status and content type, with a body and headers that match the
-# document. Exits non-zero when schemathesis finds anything.
+# Schemathesis against two live `acm serve` processes (the example configurations on free
+# ports, with `acm gen-certs` material), in three runs:
+#   1. the client API of mc-a.example as alice (bearer token), from the OpenAPI document the
+#      server serves at /openapi.json;
+#   2. the client API of mc-b.example as bob, who has a request from alice pending, so the
+#      link from the download leads to answering a real request;
+#   3. the partner API of mc-b.example as mc-a.example (mutual TLS, A's certificate); the
+#      partner listener serves no operations routes, so runs 2 and 3 read the document as a
+#      file (as B serves it on its client listener).
+# Every answer must be no 5xx, of a documented status and content type, with a body and
+# headers that match the document (the checks are listed below). Exits non-zero when
+# schemathesis finds anything, or runs past its time bound.
 #
 # Environment: SCHEMATHESIS_EXAMPLES (per operation, default 40), SCHEMATHESIS_SEED
 # (default 1, so a run is repeatable; set another to explore), SCHEMATHESIS_REPORTS (a
@@ -29,8 +34,10 @@ if [[ ! -x $venv/bin/schemathesis ]] || ! "$venv/bin/schemathesis" --version 2>/
 fi
 "$venv/bin/schemathesis" --version
 
-# A debug build: `cargo test` before this step has built it already.
-cargo build --quiet -p acm-cli --bin acm
+# The debug binary as `cargo test --workspace` builds it (its features unified with the tests'),
+# so after the test step of .ci/run this builds nothing; `cargo build -p acm-cli` would build
+# another feature set.
+cargo test --workspace --no-run --quiet
 acm=$target/debug/acm
 
 work=$(mktemp -d)
