@@ -8,6 +8,7 @@ use crate::id::{FunctionalAlias, GroupId, McServiceId, MessageId, SystemId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Closure {
     /// Refused at step 2.
     Refused,
@@ -42,6 +43,7 @@ impl std::fmt::Display for Closure {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "error", deny_unknown_fields)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DomainError {
     /// A provision request with no group IDs.
     #[error("the group list is empty")]

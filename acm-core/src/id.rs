@@ -753,5 +753,126 @@ impl fmt::Display for GlobalPosition {
     }
 }
 
+/// The identifiers' JSON schemas (utoipa), for the `OpenAPI` document of the HTTP transport:
+/// strings, with the parsers' grammar as ECMA-262 patterns, so a schema accepts exactly what
+/// serde reads (it writes the canonical form, which the same pattern accepts).
+#[cfg(feature = "openapi")]
+mod schema {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::{ObjectBuilder, RefOr, Schema, Type};
+
+    use super::MAX_ID_LEN;
+
+    /// An RFC 1123 label: what `valid_host` accepts between the dots.
+    const LABEL: &str = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+
+    fn host() -> String {
+        format!("{LABEL}(?:\\.{LABEL})*")
+    }
+
+    /// A SIP URI with a user part, as `parse_sip_uri` reads it: RFC 3261 user characters and
+    /// `%` escapes other than `%00`.
+    pub(super) fn sip_uri() -> String {
+        format!(
+            "^sips?:(?:[A-Za-z0-9\\-_.!~*'()&=+$,;?/]|%(?:0[1-9A-Fa-f]|[1-9A-Fa-f][0-9A-Fa-f]))+@{}$",
+            host()
+        )
+    }
+
+    /// A version 7 UUID in each form `Uuid::parse_str` reads: hyphenated, braced, URN and
+    /// simple, in either case.
+    pub(super) fn uuid_v7() -> String {
+        const H: &str = "[0-9A-Fa-f]";
+        let hyphenated = format!("{H}{{8}}-{H}{{4}}-7{H}{{3}}-{H}{{4}}-{H}{{12}}");
+        format!(
+            "^(?:{hyphenated}|\\{{{hyphenated}\\}}|[Uu][Rr][Nn]:[Uu][Uu][Ii][Dd]:{hyphenated}|{H}{{12}}7{H}{{19}})$"
+        )
+    }
+
+    pub(super) fn string(
+        pattern: String,
+        max_length: usize,
+        description: &str,
+        example: &str,
+    ) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .min_length(Some(1))
+            .max_length(Some(max_length))
+            .description(Some(description))
+            .examples([example])
+            .build()
+            .into()
+    }
+
+    macro_rules! string_schema {
+        ($name:ident, $pattern:expr, $max:expr, $description:expr, $example:expr) => {
+            impl utoipa::PartialSchema for super::$name {
+                fn schema() -> RefOr<Schema> {
+                    string($pattern, $max, $description, $example)
+                }
+            }
+
+            impl utoipa::ToSchema for super::$name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
+                }
+            }
+        };
+    }
+
+    string_schema!(
+        McServiceId,
+        sip_uri(),
+        MAX_ID_LEN,
+        "An MC service ID: a SIP URI `sip:user@host` (RFC 3261 user part); written in canonical form",
+        "sip:alice@mc-a.example"
+    );
+    string_schema!(
+        GroupId,
+        sip_uri(),
+        MAX_ID_LEN,
+        "An MC service group ID: a SIP URI whose host names the group's home MC system; written in canonical form",
+        "sip:fire-ops@mc-a.example"
+    );
+    string_schema!(
+        FunctionalAlias,
+        sip_uri(),
+        MAX_ID_LEN,
+        "A functional alias: a SIP URI; written in canonical form",
+        "sip:duty-officer@mc-b.example"
+    );
+    string_schema!(
+        SystemId,
+        format!("^{}$", host()),
+        253,
+        "An MC system: its domain name; written in lower case",
+        "mc-b.example"
+    );
+    string_schema!(
+        IdempotencyKey,
+        format!("^[!-~]{{1,{MAX_ID_LEN}}}$"),
+        MAX_ID_LEN,
+        "A client's key for one submission: visible ASCII",
+        "retry-7f3a"
+    );
+    string_schema!(
+        RequestId,
+        uuid_v7(),
+        45,
+        "A request id: a version 7 UUID, written hyphenated in lower case",
+        "01890a5d-ac96-774b-bcce-b302099a8057"
+    );
+    string_schema!(
+        MessageId,
+        uuid_v7(),
+        45,
+        "A message id: a version 7 UUID, written hyphenated in lower case",
+        "01890a5d-ac96-7e1c-8b4e-6c2a5d1f0e33"
+    );
+}
+
 #[cfg(test)]
 mod tests;

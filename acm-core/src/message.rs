@@ -59,6 +59,7 @@ impl PartnerMessage {
 /// What a partner ACM server answered to a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PartnerAck {
     /// The message is durably stored (for a request: received, not yet judged — step 4b).
     Stored,

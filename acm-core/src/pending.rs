@@ -11,10 +11,12 @@ use crate::request::{AcmRequest, AcmResponse};
 /// One item of pending ACM data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "item")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PendingItem {
     /// An ACM request from a partner system waiting for this user's answer (step 8).
     Request {
         /// The request (for a provision: the interconnection group IDs).
+        #[cfg_attr(feature = "openapi", schema(value_type = AcmRequest))]
         request: Arc<AcmRequest>,
         /// The primary system it came from.
         from: SystemId,
@@ -24,6 +26,7 @@ pub enum PendingItem {
     /// The response to this user's own request (step 14).
     Response {
         /// The request answered.
+        #[cfg_attr(feature = "openapi", schema(value_type = AcmRequest))]
         request: Arc<AcmRequest>,
         /// The partner's response.
         response: AcmResponse,
@@ -32,12 +35,14 @@ pub enum PendingItem {
     /// was not delivered (a late acknowledgement does not change that).
     Undeliverable {
         /// The request.
+        #[cfg_attr(feature = "openapi", schema(value_type = AcmRequest))]
         request: Arc<AcmRequest>,
     },
     /// The partner's answer to the requester's withdrawal: withdrawn, or too late (the request
     /// was delivered or answered already; its response follows as usual).
     WithdrawalOutcome {
         /// The request the requester asked to withdraw.
+        #[cfg_attr(feature = "openapi", schema(value_type = AcmRequest))]
         request: Arc<AcmRequest>,
         /// Whether the partner withdrew it.
         withdrawn: bool,
@@ -47,6 +52,7 @@ pub enum PendingItem {
 /// The pending ACM data download response: the user and all ACM data pending for them, of
 /// every kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingAcmData {
     /// The user.
     pub mc_service_id: McServiceId,

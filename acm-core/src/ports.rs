@@ -188,6 +188,7 @@ impl<T: Authorizer + Interconnections + Recipients + ProcessingPolicy> Directory
 
 /// The pending ACM data notification (TS 23.280): only the user it is for; no content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PendingAcmDataNotification {
     /// The MC service ID of the user who has pending ACM data.
     pub mc_service_id: McServiceId,

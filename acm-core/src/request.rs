@@ -21,6 +21,7 @@ pub const MAX_REASON_LEN: usize = 1024;
     content = "id",
     deny_unknown_fields
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Target {
     /// A selected MC service user of the partner system.
     User(McServiceId),
@@ -54,10 +55,12 @@ pub enum AcmRequestKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AcmRequestBody {
     /// Interconnection group identity provision request: the list of MC service group IDs.
     InterconnectionGroupIdentityProvision {
         /// MC service group IDs, homed at the requesting (primary) MC system.
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<GroupId>))]
         groups: Arc<[GroupId]>,
     },
 }
@@ -137,6 +140,7 @@ impl Default for Limits {
 /// An ACM request as it travels from the primary to the partner MC system.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcmRequest {
     /// acm's request id (a transport-level addition), the same on both systems.
     pub request_id: RequestId,
@@ -155,6 +159,7 @@ pub struct AcmRequest {
 /// Who answered an ACM request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Responder {
     /// An authorised MC service user of the partner system (manual processing).
     User {
@@ -173,6 +178,7 @@ pub enum Responder {
 /// Why a partner's verification of a received request failed (step 4a).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "failure", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum VerificationFailure {
     /// The target MC service user does not exist in the partner system.
     UnknownTarget {
@@ -245,6 +251,7 @@ impl fmt::Display for VerificationFailure {
 /// Why a request was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "by", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum RejectionReason {
     /// A partner user rejected it, with an optional free-text reason.
     User {
@@ -265,6 +272,7 @@ pub enum RejectionReason {
 /// The result carried by an ACM response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "result", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Outcome {
     /// The partner accepted the request (for a provision: the groups will be configured).
     Accepted,
@@ -285,6 +293,7 @@ impl Outcome {
 /// An ACM response, for example an interconnection group identity provision response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcmResponse {
     /// Who answered (responder MC service ID and optional functional alias, or the server).
     pub responder: Responder,
@@ -355,6 +364,7 @@ pub enum Processing {
 /// Why the primary ACM server refused a submission at step 2.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case", tag = "refusal")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AuthorizationRefusal {
     /// The system named is not an interconnected partner.
     #[error("{partner} is not an interconnected partner MC system")]

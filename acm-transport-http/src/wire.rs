@@ -62,23 +62,23 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// requester is the token's user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "partner": "mc-b.example",
+    "target": {"kind": "user", "id": "sip:bob@mc-b.example"},
+    "groups": ["sip:fire-ops@mc-a.example"]
+}))]
 pub struct ProvisionSubmission {
     /// The partner MC system.
-    #[schema(value_type = String, example = "mc-b.example")]
     pub partner: SystemId,
     /// Who in the partner system is to handle it.
-    #[schema(value_type = Object)]
     pub target: Target,
     /// The MC service group IDs, homed in the requester's MC system.
-    #[schema(value_type = Vec<String>, example = json!(["sip:fire-ops@mc-a.example"]))]
     pub groups: Vec<GroupId>,
     /// The requester's functional alias, if they send as one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     pub requester_alias: Option<FunctionalAlias>,
     /// The requester; when given it must be the token's user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     pub requester: Option<McServiceId>,
 }
 
@@ -86,9 +86,9 @@ pub struct ProvisionSubmission {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SubmissionAccepted {
     /// The request's id, the same on both MC systems.
-    #[schema(value_type = String, format = Uuid)]
     pub request_id: RequestId,
     /// Always `queued`: authorised and owed to the partner.
+    #[schema(schema_with = words::queued)]
     pub status: String,
 }
 
@@ -103,7 +103,6 @@ pub struct ResponseSubmission {
     pub reason: Option<String>,
     /// The functional alias the user answers as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     pub responder_alias: Option<FunctionalAlias>,
 }
 
@@ -122,9 +121,9 @@ pub enum DecisionKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WithdrawalAccepted {
     /// The request.
-    #[schema(value_type = String, format = Uuid)]
     pub request_id: RequestId,
     /// Always `withdrawal_requested`.
+    #[schema(schema_with = words::withdrawal_requested)]
     pub status: String,
 }
 
@@ -133,7 +132,6 @@ pub struct WithdrawalAccepted {
 #[serde(deny_unknown_fields)]
 pub struct Acknowledgement {
     /// The items, as the download listed them.
-    #[schema(value_type = Vec<Object>)]
     pub items: Vec<DownloadedItem>,
 }
 
@@ -149,10 +147,8 @@ pub struct AcknowledgementRecorded {
 #[serde(deny_unknown_fields)]
 pub struct ForwardedRequest {
     /// Deduplication key.
-    #[schema(value_type = String, format = Uuid)]
     pub message_id: MessageId,
     /// The request.
-    #[schema(value_type = Object)]
     pub request: AcmRequest,
 }
 
@@ -161,13 +157,10 @@ pub struct ForwardedRequest {
 #[serde(deny_unknown_fields)]
 pub struct ForwardedResponse {
     /// Deduplication key.
-    #[schema(value_type = String, format = Uuid)]
     pub message_id: MessageId,
     /// The request answered.
-    #[schema(value_type = String, format = Uuid)]
     pub request_id: RequestId,
     /// The response.
-    #[schema(value_type = Object)]
     pub response: AcmResponse,
 }
 
@@ -176,10 +169,8 @@ pub struct ForwardedResponse {
 #[serde(deny_unknown_fields)]
 pub struct ForwardedWithdrawal {
     /// Message id.
-    #[schema(value_type = String, format = Uuid)]
     pub message_id: MessageId,
     /// The request to withdraw.
-    #[schema(value_type = String, format = Uuid)]
     pub request_id: RequestId,
 }
 
@@ -188,7 +179,6 @@ pub struct ForwardedWithdrawal {
 #[serde(deny_unknown_fields)]
 pub struct PartnerAckBody {
     /// `stored`, `withdrawn` or `too_late`.
-    #[schema(value_type = String)]
     pub ack: PartnerAck,
 }
 
@@ -196,30 +186,28 @@ pub struct PartnerAckBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RequestStatus {
     /// The request's id.
-    #[schema(value_type = String, format = Uuid)]
     pub request_id: RequestId,
     /// Where it stands, in one word: `refused`, `queued` (owed to the partner),
     /// `stored_at_partner` (step 4b), `undeliverable`, `withdrawn` or `answered`.
+    #[schema(schema_with = words::stage)]
     pub stage: String,
     /// The partner MC system.
-    #[schema(value_type = String)]
     pub partner: SystemId,
     /// Who there.
-    #[schema(value_type = Object)]
     pub target: Target,
     /// The MC service group IDs.
-    #[schema(value_type = Vec<String>)]
     pub groups: Vec<GroupId>,
     /// When it was submitted.
     pub submitted_at: chrono::DateTime<chrono::Utc>,
     /// Step 2's refusal code, when refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = words::refusal_or_null)]
     pub refusal: Option<String>,
     /// `none`, `requested`, `withdrawn` or `too_late`.
+    #[schema(schema_with = words::withdrawal)]
     pub withdrawal: String,
     /// The partner's response, once stored here (step 11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub response: Option<AcmResponse>,
     /// Whether the response (or the undeliverable notice) was delivered to the requester
     /// (step 14).
@@ -251,5 +239,71 @@ impl From<ForwardedWithdrawal> for acm_core::PartnerMessage {
             message_id: body.message_id,
             request_id: body.request_id,
         }
+    }
+}
+
+/// The codes of [`acm_core::AuthorizationRefusal::code`], as a schema: a status's `refusal`
+/// and a problem's.
+pub(crate) fn refusal_codes() -> utoipa::openapi::ObjectBuilder {
+    words::refusal()
+}
+
+/// The words that some string members of the bodies take, as schemas: the members are
+/// strings in Rust, and the schema says which ones the server writes.
+mod words {
+    use utoipa::openapi::schema::SchemaType;
+    use utoipa::openapi::{ObjectBuilder, Type};
+
+    fn one_of(words: &[&str]) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(words.iter().copied()))
+    }
+
+    pub(super) fn queued() -> ObjectBuilder {
+        one_of(&["queued"])
+    }
+
+    pub(super) fn withdrawal_requested() -> ObjectBuilder {
+        one_of(&["withdrawal_requested"])
+    }
+
+    pub(super) fn stage() -> ObjectBuilder {
+        one_of(&[
+            "refused",
+            "queued",
+            "stored_at_partner",
+            "undeliverable",
+            "withdrawn",
+            "answered",
+        ])
+    }
+
+    pub(super) fn withdrawal() -> ObjectBuilder {
+        one_of(&["none", "requested", "withdrawn", "too_late"])
+    }
+
+    /// `AuthorizationRefusal::code()`'s words.
+    const REFUSALS: &[&str] = &[
+        "not_a_partner",
+        "not_authorized",
+        "group_not_homed_here",
+        "alias_not_held",
+    ];
+
+    pub(super) fn refusal() -> ObjectBuilder {
+        one_of(REFUSALS)
+    }
+
+    /// serde reads a `null` as no refusal.
+    pub(super) fn refusal_or_null() -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .enum_values(Some(
+                REFUSALS
+                    .iter()
+                    .map(|w| serde_json::Value::from(*w))
+                    .chain([serde_json::Value::Null]),
+            ))
     }
 }

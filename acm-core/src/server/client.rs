@@ -59,6 +59,7 @@ impl Submission {
 /// Which part of a request's pending data a download listed, to acknowledge it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "item", content = "request_id")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum DownloadedItem {
     /// A partner request (it stays pending until answered; acknowledging it changes nothing).
     Request(RequestId),

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Body, Id, Key, User};
-use crate::problem::Problem;
 use crate::wire::{
     Acknowledgement, AcknowledgementRecorded, DecisionKind, ProvisionSubmission, RequestStatus,
     ResponseSubmission, SubmissionAccepted, WithdrawalAccepted,
@@ -20,12 +19,9 @@ use crate::wire::{
     path = "/acm/v1/interconnection-group-identity-provision/requests",
     tag = "client",
     request_body = ProvisionSubmission,
-    params(("Idempotency-Key" = String, Header, description = "The client's key for this submission (1–255 visible ASCII); a retry with the same key and content gets the first answer")),
+    params(("Idempotency-Key" = acm_core::IdempotencyKey, Header, description = "The client's key for this submission (1–255 visible ASCII); a retry with the same key and content gets the first answer")),
     responses(
         (status = 202, description = "Authorised (step 2) and queued for the partner (step 3)", body = SubmissionAccepted),
-        (status = 403, description = "Refused at step 2 (`authorization_refused`, recorded), or `requester_mismatch`", body = Problem, content_type = "application/problem+json"),
-        (status = "4XX", description = "The submission is malformed; nothing recorded", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "A directory or the store cannot be asked now; retry with the same key", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -64,10 +60,9 @@ pub(crate) async fn submit(
     get,
     path = "/acm/v1/requests/{request_id}",
     tag = "client",
-    params(("request_id" = String, Path, description = "The request's id")),
+    params(("request_id" = acm_core::RequestId, Path, description = "The request's id")),
     responses(
-        (status = 200, body = RequestStatus),
-        (status = 404, description = "`unknown_request`: no such request of this user here", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The request as its requester sees it", body = RequestStatus),
     ),
     security(("bearer" = []))
 )]
@@ -126,10 +121,9 @@ fn status_of(p: &acm_core::PrimaryState) -> RequestStatus {
     post,
     path = "/acm/v1/requests/{request_id}/withdrawal",
     tag = "client",
-    params(("request_id" = String, Path, description = "The request's id")),
+    params(("request_id" = acm_core::RequestId, Path, description = "The request's id")),
     responses(
-        (status = 202, body = WithdrawalAccepted),
-        (status = "4XX", description = "Not the requester's, unknown, or not withdrawable now", body = Problem, content_type = "application/problem+json"),
+        (status = 202, description = "The withdrawal is owed to the partner; its answer arrives as pending ACM data", body = WithdrawalAccepted),
     ),
     security(("bearer" = []))
 )]
@@ -154,10 +148,9 @@ pub(crate) async fn withdraw(
     path = "/acm/v1/requests/{request_id}/response",
     tag = "client",
     request_body = ResponseSubmission,
-    params(("request_id" = String, Path, description = "The request's id")),
+    params(("request_id" = acm_core::RequestId, Path, description = "The request's id")),
     responses(
         (status = 204, description = "Recorded (or recorded before)"),
-        (status = "4XX", description = "Not delivered to this user, answered already, closed…", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -191,7 +184,7 @@ pub(crate) async fn respond(
     get,
     path = "/acm/v1/pending-acm-data",
     tag = "client",
-    responses((status = 200, description = "The pending ACM data download response (acm_core::PendingAcmData)", body = Object)),
+    responses((status = 200, description = "The pending ACM data download response: the user and everything pending for them", body = acm_core::PendingAcmData)),
     security(("bearer" = []))
 )]
 pub(crate) async fn pending(
@@ -207,7 +200,7 @@ pub(crate) async fn pending(
     path = "/acm/v1/pending-acm-data/acknowledgement",
     tag = "client",
     request_body = Acknowledgement,
-    responses((status = 200, body = AcknowledgementRecorded)),
+    responses((status = 200, description = "What the acknowledgement recorded", body = AcknowledgementRecorded)),
     security(("bearer" = []))
 )]
 pub(crate) async fn acknowledge(

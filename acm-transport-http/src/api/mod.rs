@@ -8,6 +8,7 @@
 //! - `ops`, `metrics`, `openapi`: operations routes.
 
 mod client;
+mod drain;
 mod error;
 mod extract;
 mod metrics;
@@ -221,6 +222,10 @@ impl Api {
         routes
             .fallback(ops::not_found)
             .method_not_allowed_fallback(ops::method_not_allowed)
+            .layer(middleware::from_fn_with_state(
+                config.body_timeout,
+                drain::rest_of_body,
+            ))
             .layer(DefaultBodyLimit::max(config.body_limit))
             .layer(RequestBodyDeadlineLayer::new(config.body_timeout))
             .layer(middleware::from_fn(metrics::record))

@@ -13,7 +13,6 @@ use futures_util::StreamExt;
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::User;
-use crate::problem::Problem;
 use crate::wire::client_routes::NOTIFICATION_EVENT;
 
 /// Opens the notification stream of the token's user.
@@ -26,10 +25,9 @@ use crate::wire::client_routes::NOTIFICATION_EVENT;
     get,
     path = "/acm/v1/pending-acm-data/notifications",
     tag = "client",
-    params(("Last-Event-ID" = Option<String>, Header, description = "The id of the last notice received, to resume")),
+    params(("Last-Event-ID" = Option<String>, Header, pattern = "^ *[+]?[0-9]+ *$", description = "The id of the last notice received, to resume: a decimal number up to 2^64 − 1")),
     responses(
-        (status = 200, description = "`text/event-stream` of `pending-acm-data-notification` events, data `{\"mc_service_id\": …}`", content_type = "text/event-stream", body = String),
-        (status = 503, description = "`overloaded`: too many streams open", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "`text/event-stream` of `pending-acm-data-notification` events, data a `PendingAcmDataNotification`", content_type = "text/event-stream", body = String),
     ),
     security(("bearer" = []))
 )]

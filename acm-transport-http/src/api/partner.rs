@@ -7,7 +7,6 @@ use axum::extract::State;
 use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Body, Sender};
-use crate::problem::Problem;
 use crate::wire::{ForwardedRequest, ForwardedResponse, ForwardedWithdrawal, PartnerAckBody};
 
 async fn receive(
@@ -29,8 +28,6 @@ async fn receive(
     request_body = ForwardedRequest,
     responses(
         (status = 200, description = "Stored", body = PartnerAckBody),
-        (status = "4XX", description = "Refused; `error` holds the acm_core::DomainError", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Not stored; send again later", body = Problem, content_type = "application/problem+json"),
     ),
     security(("mutual_tls" = []))
 )]
@@ -50,8 +47,6 @@ pub(crate) async fn request(
     request_body = ForwardedResponse,
     responses(
         (status = 200, description = "Stored", body = PartnerAckBody),
-        (status = "4XX", description = "Refused; `error` holds the acm_core::DomainError", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Not stored; send again later", body = Problem, content_type = "application/problem+json"),
     ),
     security(("mutual_tls" = []))
 )]
@@ -71,8 +66,6 @@ pub(crate) async fn response(
     request_body = ForwardedWithdrawal,
     responses(
         (status = 200, description = "`withdrawn` or `too_late`", body = PartnerAckBody),
-        (status = "4XX", description = "Refused; `error` holds the acm_core::DomainError", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Not stored; send again later", body = Problem, content_type = "application/problem+json"),
     ),
     security(("mutual_tls" = []))
 )]
