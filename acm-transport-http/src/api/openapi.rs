@@ -77,7 +77,7 @@ const TOKEN: &str = "token_*";
 /// What the call limit and its time-out answer, on either listener.
 const ADMISSION: &[&str] = &["overloaded", "timeout"];
 /// What a store failure is answered with.
-const STORE: &[&str] = &["store_unavailable"];
+const STORE: &[&str] = &["store_unavailable", "storage_full"];
 /// A failure that is nobody's mistake but the server's (an id source that broke its promise).
 const INTERNAL: &[&str] = &["internal"];
 /// What reading a JSON body can fail with.
