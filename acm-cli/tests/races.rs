@@ -12,9 +12,9 @@ use acm_transport_http::wire::{DecisionKind, ResponseSubmission, partner_routes}
 use acm_transport_http::{AcmClient, ClientError, Submitted};
 use common::partner::{
     PartnerLink, Route, Switch, forwarded_request, forwarded_response, forwarded_withdrawal, of,
-    partner_addr, sample,
+    partner_addr, sample, types_of, until_events,
 };
-use common::{A, ALICE, B, BOB, POLL, Server, Systems, Tweaks, id, provision, within};
+use common::{A, ALICE, B, BOB, POLL, Systems, Tweaks, id, provision, within};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -40,31 +40,6 @@ async fn until_stage(alice: &AcmClient, request: RequestId, stage: &str) {
         }
     })
     .await;
-}
-
-/// Polls `server`'s log until the events of `request` satisfy `done`.
-async fn until_events(
-    server: &Server,
-    request: RequestId,
-    what: &str,
-    done: impl Fn(&[String]) -> bool,
-) {
-    within(what, async {
-        loop {
-            if done(&types_of(&server.events(), request)) {
-                return;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })
-    .await;
-}
-
-fn types_of(events: &[Envelope<Event>], request: RequestId) -> Vec<String> {
-    of(events, request)
-        .iter()
-        .map(|e| e.event_type.to_string())
-        .collect()
 }
 
 /// The identity of every event, in log order: two logs are the same when these are.

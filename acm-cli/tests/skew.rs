@@ -13,11 +13,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use acm_core::{Envelope, Event, IdempotencyKey, Outcome, PendingItem, RejectionReason, RequestId};
+use acm_core::{Event, IdempotencyKey, Outcome, PendingItem, RejectionReason, RequestId};
 use acm_transport_http::wire::{DecisionKind, RequestStatus, ResponseSubmission};
 use acm_transport_http::{AcmClient, ClientError, Submitted};
 use chrono::{DateTime, Utc};
-use common::partner::of;
+use common::partner::{types_of, until_events};
 use common::{ALICE, BOB, POLL, Server, Systems, Tweaks, id, provision, within};
 
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
@@ -114,25 +114,6 @@ async fn until_stage(alice: &AcmClient, request: RequestId, stage: &str) -> Requ
         }
     })
     .await
-}
-
-async fn until_events(server: &Server, request: RequestId, done: impl Fn(&[String]) -> bool) {
-    within(&format!("{}'s events of {request}", server.system), async {
-        loop {
-            if done(&types_of(&server.events(), request)) {
-                return;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })
-    .await;
-}
-
-fn types_of(events: &[Envelope<Event>], request: RequestId) -> Vec<String> {
-    of(events, request)
-        .iter()
-        .map(|e| e.event_type.to_string())
-        .collect()
 }
 
 /// When the request's clock started at `server`: the time its submission (at the primary)
@@ -279,7 +260,7 @@ async fn skewed_systems(a: i64, b: i64) {
         .await
         .unwrap_or_else(|e| panic!("alice's acknowledgement: {e}"));
     assert_eq!(recorded.recorded, 1);
-    until_events(&systems.b, first, |t| {
+    until_events(&systems.b, first, &format!("B's events of {first}"), |t| {
         t.iter().any(|t| t == "response_forwarded") && t.iter().any(|t| t == "acceptance_applied")
     })
     .await;

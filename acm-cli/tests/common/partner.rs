@@ -265,6 +265,33 @@ pub fn of(events: &[Envelope<Event>], request: RequestId) -> Vec<&Envelope<Event
         .collect()
 }
 
+/// The event types of `request` in `events`, in log order.
+pub fn types_of(events: &[Envelope<Event>], request: RequestId) -> Vec<String> {
+    of(events, request)
+        .iter()
+        .map(|e| e.event_type.to_string())
+        .collect()
+}
+
+/// Polls `server`'s log until the event types of `request` satisfy `done`; `what` names
+/// the wait if it gives up.
+pub async fn until_events(
+    server: &Server,
+    request: RequestId,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) {
+    super::within(what, async {
+        loop {
+            if done(&types_of(&server.events(), request)) {
+                return;
+            }
+            tokio::time::sleep(super::POLL).await;
+        }
+    })
+    .await;
+}
+
 /// The step-3 message `primary` sends for `request`, as its relay builds it: the request it
 /// recorded at step 1 and the message id of its outbox entry.
 pub fn forwarded_request(primary: &Server, request: RequestId) -> ForwardedRequest {
