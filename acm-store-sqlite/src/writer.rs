@@ -54,8 +54,10 @@ const CATCH_UP_PAGE: i64 = 4096;
 /// Longest wait for a batch to fill up to the size of the previous one.
 const GATHER: Duration = Duration::from_micros(300);
 
-/// Stream versions kept before the cache starts over (a miss costs one indexed lookup).
-const MAX_CACHED_VERSIONS: usize = 1 << 20;
+/// Stream versions kept before the cache starts over (a miss costs one indexed lookup). A
+/// request's stream is appended to within seconds of its previous append, so a few thousand
+/// cover the requests in flight; a million kept tens of MB for finished ones.
+const MAX_CACHED_VERSIONS: usize = 1 << 14;
 
 /// Longest wait, when the store closes, for readers of other processes (an auditor, a backup)
 /// to leave the `-wal` so that it can be folded into the database file.
