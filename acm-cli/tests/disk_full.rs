@@ -15,7 +15,7 @@ use std::process::Command;
 
 use acm_core::{IdempotencyKey, RequestId};
 use acm_transport_http::{AcmClient, ClientError, Submitted};
-use common::{ALICE, POLL, Server, Systems, Tweaks, acm, id, provision, within};
+use common::{ALICE, POLL, Server, Systems, Tweaks, acm, id, provision, until_stage, within};
 
 /// A tmpfs of a few MiB, unmounted on drop.
 struct SmallFs {
@@ -106,22 +106,6 @@ async fn stage(alice: &AcmClient, request: RequestId) -> String {
         .stage
 }
 
-async fn until_stored_at_partner(alice: &AcmClient, request: RequestId) {
-    within(&format!("request {request} stored at B"), async {
-        loop {
-            let status = alice
-                .status(request)
-                .await
-                .unwrap_or_else(|e| panic!("status of {request}: {e}"));
-            if status.stage == "stored_at_partner" {
-                return;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })
-    .await;
-}
-
 /// The value of the first sample of `metric` in `/metrics`.
 async fn metric(server: &Server, metric: &str) -> f64 {
     let text = server.metrics().await;
@@ -163,7 +147,7 @@ async fn a_full_disk_refuses_writes_records_nothing_and_recovers_when_space_retu
     let alice = sys.a.client(ALICE);
 
     let first = submit(&alice, 0).await.unwrap_or_else(|e| panic!("{e:?}"));
-    until_stored_at_partner(&alice, first).await;
+    until_stage(&alice, first, "stored_at_partner").await;
 
     // B's disk is full: A stores the submission, B refuses the message, A keeps retrying it.
     fs_b.fill();
@@ -187,7 +171,7 @@ async fn a_full_disk_refuses_writes_records_nothing_and_recovers_when_space_retu
     assert_eq!(stage(&alice, second).await, "queued", "while B is full");
 
     fs_b.free();
-    until_stored_at_partner(&alice, second).await;
+    until_stage(&alice, second, "stored_at_partner").await;
     assert_eq!(stored_at_b(&sys.b, second), 1);
 
     // A's disk is full: submissions are refused until one needs more room than is left.
@@ -231,7 +215,7 @@ async fn a_full_disk_refuses_writes_records_nothing_and_recovers_when_space_retu
     );
     queued.push(late);
     for request in &queued {
-        until_stored_at_partner(&alice, *request).await;
+        until_stage(&alice, *request, "stored_at_partner").await;
         assert_eq!(stored_at_b(&sys.b, *request), 1, "{request} at B");
     }
     let submissions = sys

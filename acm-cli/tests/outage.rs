@@ -11,7 +11,7 @@ use acm_core::{DownloadedItem, Event, IdempotencyKey, PendingItem, RequestId};
 use acm_transport_http::wire::RequestStatus;
 use acm_transport_http::{AcmClient, ClientError, Submitted};
 use common::partner::{Route, Stall, Switch, of, partner_addr, sample, sample_or_zero};
-use common::{A, ALICE, POLL, Server, Systems, Tweaks, id, provision, within};
+use common::{A, ALICE, POLL, Server, Systems, Tweaks, id, provision, until_stage, within};
 
 const DEPTH: &str = "acm_outbox_depth";
 const OLDEST_AGE: &str = "acm_outbox_oldest_age_seconds";
@@ -39,19 +39,6 @@ async fn status(alice: &AcmClient, request: RequestId) -> RequestStatus {
         .status(request)
         .await
         .unwrap_or_else(|e| panic!("status of {request}: {e}"))
-}
-
-async fn until_stage(alice: &AcmClient, request: RequestId, stage: &str) -> RequestStatus {
-    within(&format!("{request} at stage {stage}"), async {
-        loop {
-            let status = status(alice, request).await;
-            if status.stage == stage {
-                return status;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })
-    .await
 }
 
 /// Scrapes `server` until `done` holds for the text; that text.

@@ -14,7 +14,7 @@ use common::partner::{
     PartnerLink, Route, Switch, forwarded_request, forwarded_response, forwarded_withdrawal, of,
     partner_addr, sample, types_of, until_events,
 };
-use common::{A, ALICE, B, BOB, POLL, Systems, Tweaks, id, provision, within};
+use common::{A, ALICE, B, BOB, POLL, Systems, Tweaks, id, provision, until_stage, within};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -24,22 +24,6 @@ async fn submit(alice: &AcmClient, group: &str) -> RequestId {
         Ok(Submitted::Queued(accepted)) => accepted.request_id,
         other => panic!("submission of {group} not queued: {other:?}"),
     }
-}
-
-async fn until_stage(alice: &AcmClient, request: RequestId, stage: &str) {
-    within(&format!("{request} at stage {stage}"), async {
-        loop {
-            let status = alice
-                .status(request)
-                .await
-                .unwrap_or_else(|e| panic!("status of {request}: {e}"));
-            if status.stage == stage {
-                return;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })
-    .await;
 }
 
 /// The identity of every event, in log order: two logs are the same when these are.

@@ -14,11 +14,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use acm_core::{Event, IdempotencyKey, Outcome, PendingItem, RejectionReason, RequestId};
-use acm_transport_http::wire::{DecisionKind, RequestStatus, ResponseSubmission};
+use acm_transport_http::wire::{DecisionKind, ResponseSubmission};
 use acm_transport_http::{AcmClient, ClientError, Submitted};
 use chrono::{DateTime, Utc};
 use common::partner::{types_of, until_events};
-use common::{ALICE, BOB, POLL, Server, Systems, Tweaks, id, provision, within};
+use common::{ALICE, BOB, Server, Systems, Tweaks, id, provision, until_stage};
 
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
@@ -98,22 +98,6 @@ async fn submit(alice: &AcmClient, group: &str) -> RequestId {
         Ok(Submitted::Queued(accepted)) => accepted.request_id,
         other => panic!("submission of {group} not queued: {other:?}"),
     }
-}
-
-async fn until_stage(alice: &AcmClient, request: RequestId, stage: &str) -> RequestStatus {
-    within(&format!("{request} at stage {stage}"), async {
-        loop {
-            let status = alice
-                .status(request)
-                .await
-                .unwrap_or_else(|e| panic!("status of {request}: {e}"));
-            if status.stage == stage {
-                return status;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })
-    .await
 }
 
 /// When the request's clock started at `server`: the time its submission (at the primary)

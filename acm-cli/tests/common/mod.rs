@@ -14,8 +14,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use acm_core::audit::scan_export;
-use acm_core::{Envelope, Event, GroupId, McServiceId, SystemId, Target};
-use acm_transport_http::wire::ProvisionSubmission;
+use acm_core::{Envelope, Event, GroupId, McServiceId, RequestId, SystemId, Target};
+use acm_transport_http::wire::{ProvisionSubmission, RequestStatus};
 use acm_transport_http::{AcmClient, TokenIssuer};
 
 /// System A, the primary: alice provides group IDs to B.
@@ -47,6 +47,23 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, fut)
         .await
         .unwrap_or_else(|_| panic!("gave up after {PATIENCE:?} waiting for {what}"))
+}
+
+/// Polls the requester's view of `request` until its stage is `stage`; that view.
+pub async fn until_stage(client: &AcmClient, request: RequestId, stage: &str) -> RequestStatus {
+    within(&format!("{request} at stage {stage}"), async {
+        loop {
+            let status = client
+                .status(request)
+                .await
+                .unwrap_or_else(|e| panic!("status of {request}: {e}"));
+            if status.stage == stage {
+                return status;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    })
+    .await
 }
 
 /// Alice's provision of `groups` (user parts of group IDs homed at A) to bob.
