@@ -261,6 +261,7 @@ tick_ms = {tick}
             Processing::Manual => "manual",
             Processing::AutoAccept => "auto_accept",
             Processing::AutoReject => "auto_reject",
+            Processing::NotAccepted => "not_accepted",
         },
         tick = options.tick.as_millis().max(1),
         backoff = options

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
-use crate::id::{FunctionalAlias, McServiceId, SystemId};
+use crate::id::{FunctionalAlias, GroupId, McServiceId, SystemId};
 use crate::ports::{
     Authorizer, DirectoryError, Interconnections, Lookup, ProcessingPolicy, Recipients,
 };
@@ -18,10 +18,11 @@ use crate::request::{
 struct Tables {
     partners: HashMap<SystemId, Vec<SystemId>>,
     processing: HashMap<AcmRequestKind, Processing>,
-    providers: HashSet<(McServiceId, SystemId)>,
+    providers: HashSet<(McServiceId, SystemId, AcmRequestKind)>,
     users: HashMap<McServiceId, bool>,
     aliases: HashMap<FunctionalAlias, Vec<McServiceId>>,
     administrators: Vec<McServiceId>,
+    interconnection_groups: HashSet<GroupId>,
 }
 
 /// An in-memory [`Directory`](crate::ports::Directory) for one MC system.
@@ -75,6 +76,21 @@ impl StaticDirectory {
         self
     }
 
+    /// Makes `group` (homed at a partner) known here as an interconnection group, as an
+    /// accepted interconnection group identity provision would.
+    #[must_use]
+    pub fn with_interconnection_group(self, group: GroupId) -> Self {
+        self.add_interconnection_group(group);
+        self
+    }
+
+    /// Adds an interconnection group known here.
+    pub fn add_interconnection_group(&self, group: GroupId) {
+        self.write(|t| {
+            t.interconnection_groups.insert(group);
+        });
+    }
+
     /// Sets how requests of `kind` are processed here (manual by default).
     #[must_use]
     pub fn with_processing(self, kind: AcmRequestKind, processing: Processing) -> Self {
@@ -89,13 +105,33 @@ impl StaticDirectory {
         });
     }
 
-    /// Allows `user` to provide ACM requests to `partner`.
+    /// Allows `user` to provide interconnection group IDs to `partner`.
     #[must_use]
     pub fn with_provider(self, user: McServiceId, partner: SystemId) -> Self {
-        self.write(|t| {
-            t.providers.insert((user, partner));
-        });
+        self.with_permission(
+            user,
+            partner,
+            AcmRequestKind::InterconnectionGroupIdentityProvision,
+        )
+    }
+
+    /// Allows `user` to send ACM requests of `kind` to `partner` (step 2).
+    #[must_use]
+    pub fn with_permission(
+        self,
+        user: McServiceId,
+        partner: SystemId,
+        kind: AcmRequestKind,
+    ) -> Self {
+        self.grant(user, partner, kind);
         self
+    }
+
+    /// Allows `user` to send ACM requests of `kind` to `partner` from now on.
+    pub fn grant(&self, user: McServiceId, partner: SystemId, kind: AcmRequestKind) {
+        self.write(|t| {
+            t.providers.insert((user, partner, kind));
+        });
     }
 
     /// Adds a user of this system, who may or may not receive ACM requests.
@@ -159,10 +195,11 @@ impl Authorizer for StaticDirectory {
         // Interconnection, home domains and the requester's alias are the server's own
         // checks (see `Authorizer`); what is left here is the provider table.
         self.read(|t| {
-            if !t
-                .providers
-                .contains(&(request.requester.clone(), request.partner.clone()))
-            {
+            if !t.providers.contains(&(
+                request.requester.clone(),
+                request.partner.clone(),
+                request.body.kind(),
+            )) {
                 return Ok(Err(AuthorizationRefusal::NotAuthorized {
                     user: request.requester.clone(),
                     partner: request.partner.clone(),
@@ -181,6 +218,20 @@ impl Interconnections for StaticDirectory {
     ) -> Result<Option<Vec<SystemId>>, DirectoryError> {
         self.reachable()?;
         Ok(self.read(|t| t.partners.get(system).cloned()))
+    }
+
+    async fn is_interconnection_group(
+        &self,
+        group: &GroupId,
+        from: &SystemId,
+    ) -> Result<bool, DirectoryError> {
+        self.reachable()?;
+        Ok(self.read(|t| {
+            t.interconnection_groups.contains(group)
+                && t.partners
+                    .get(from)
+                    .is_some_and(|homes| homes.iter().any(|d| d.as_str() == group.host()))
+        }))
     }
 }
 
@@ -282,6 +333,16 @@ impl Interconnections for ComposedDirectory {
     ) -> Result<Option<Vec<SystemId>>, DirectoryError> {
         self.interconnections.partner_home_domains(system).await
     }
+
+    async fn is_interconnection_group(
+        &self,
+        group: &GroupId,
+        from: &SystemId,
+    ) -> Result<bool, DirectoryError> {
+        self.interconnections
+            .is_interconnection_group(group, from)
+            .await
+    }
 }
 
 #[async_trait]
@@ -292,6 +353,14 @@ impl Recipients for ComposedDirectory {
         kind: AcmRequestKind,
     ) -> Lookup<Vec<McServiceId>, VerificationFailure> {
         self.recipients.resolve(target, kind).await
+    }
+
+    async fn is_user(
+        &self,
+        user: &McServiceId,
+        kind: AcmRequestKind,
+    ) -> Result<bool, DirectoryError> {
+        self.recipients.is_user(user, kind).await
     }
 }
 

@@ -62,6 +62,46 @@ pub enum DomainError {
         /// The configured cap.
         max: usize,
     },
+    /// A group membership update or user migration management request with no users.
+    #[error("the user list is empty")]
+    EmptyUserList,
+    /// The same MC service ID twice in one request.
+    #[error("user {user} is listed twice")]
+    DuplicateUser {
+        /// The repeated user.
+        user: McServiceId,
+    },
+    /// More MC service IDs than the configured cap.
+    #[error("{count} MC service IDs, at most {max} allowed")]
+    TooManyUsers {
+        /// How many were sent.
+        count: usize,
+        /// The configured cap.
+        max: usize,
+    },
+    /// A group membership update lists a user who is not of the partner MC system named.
+    #[error("user {user} is not in partner MC system {partner}")]
+    UserOutsidePartner {
+        /// The user.
+        user: McServiceId,
+        /// The partner named.
+        partner: SystemId,
+    },
+    /// A user migration management request lists a user who is not of the requester's MC
+    /// system: only a system's own users can be authorised to migrate from it.
+    #[error("user {user} is not of the requester's MC system")]
+    UserNotOfRequesterSystem {
+        /// The user.
+        user: McServiceId,
+    },
+    /// A group membership update must name a user or a functional alias of the partner,
+    /// not the partner ACM server.
+    #[error("a group membership update is addressed to a user or a functional alias")]
+    TargetMustBeUserOrAlias,
+    /// A partner's per-user results do not answer the users the request lists, one each in
+    /// its order (or come with a response that is not an accepted membership update).
+    #[error("the per-user results do not match the request's user list")]
+    UserResultsMismatch,
     /// The target user or alias is not in the partner MC system named.
     #[error("the target is not in partner MC system {partner}")]
     TargetOutsidePartner {
@@ -181,6 +221,13 @@ impl DomainError {
             Self::EmptyGroupList => "empty_group_list",
             Self::DuplicateGroup { .. } => "duplicate_group",
             Self::TooManyGroups { .. } => "too_many_groups",
+            Self::EmptyUserList => "empty_user_list",
+            Self::DuplicateUser { .. } => "duplicate_user",
+            Self::TooManyUsers { .. } => "too_many_users",
+            Self::UserOutsidePartner { .. } => "user_outside_partner",
+            Self::UserNotOfRequesterSystem { .. } => "user_not_of_requester_system",
+            Self::TargetMustBeUserOrAlias => "target_must_be_user_or_alias",
+            Self::UserResultsMismatch => "user_results_mismatch",
             Self::TargetOutsidePartner { .. } => "target_outside_partner",
             Self::ReasonTooLong { .. } => "reason_too_long",
             Self::RequestExists => "request_exists",

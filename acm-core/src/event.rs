@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::id::{IdempotencyKey, McServiceId, MessageId, SystemId};
-use crate::request::{AcmRequest, AcmResponse, AuthorizationRefusal, VerificationFailure};
+use crate::request::{
+    AcmRequest, AcmResponse, AuthorizationRefusal, UserResult, VerificationFailure,
+};
 use crate::store::DomainEvent;
 
 /// One fact about an ACM request, recorded by the primary or by the partner ACM server.
@@ -106,6 +108,10 @@ pub enum Event {
         /// The users the request is offered to (the target, the alias holders, or the
         /// administrators).
         recipients: Arc<[McServiceId]>,
+        /// A group membership update's result per listed user, as an acceptance will report
+        /// it (empty for the other kinds).
+        #[serde(default, skip_serializing_if = "<[UserResult]>::is_empty")]
+        user_results: Arc<[UserResult]>,
     },
     /// Step 4a: verification failed; a rejected final response follows.
     VerificationFailed {

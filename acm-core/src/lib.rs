@@ -116,8 +116,8 @@ pub use ports::{
 };
 pub use request::{
     AcmRequest, AcmRequestBody, AcmRequestKind, AcmResponse, AuthorizationRefusal, Decision,
-    Limits, MAX_REASON_LEN, Outcome, Processing, RejectionReason, Responder, Target,
-    VerificationFailure,
+    Limits, MAX_REASON_LEN, MembershipOperation, MigrationOperation, Outcome, Processing,
+    RejectionReason, Responder, Target, Urgency, UserRefusal, UserResult, VerificationFailure,
 };
 pub use server::{
     AcmServer, ConfigError, DownloadedItem, Duty, MAX_BACKOFF, MAX_PENDING_TTL, PartnerInbox,

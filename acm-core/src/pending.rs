@@ -49,6 +49,18 @@ pub enum PendingItem {
     },
 }
 
+impl PendingItem {
+    /// The request this item is about.
+    pub fn request(&self) -> &Arc<AcmRequest> {
+        match self {
+            Self::Request { request, .. }
+            | Self::Response { request, .. }
+            | Self::Undeliverable { request }
+            | Self::WithdrawalOutcome { request, .. } => request,
+        }
+    }
+}
+
 /// The pending ACM data download response: the user and all ACM data pending for them, of
 /// every kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +68,7 @@ pub enum PendingItem {
 pub struct PendingAcmData {
     /// The user.
     pub mc_service_id: McServiceId,
-    /// Everything pending, oldest request first.
+    /// Everything pending: the most urgent first (a group membership update may carry an
+    /// urgency; everything else is normal), then the oldest request first.
     pub items: Vec<PendingItem>,
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::DomainError;
-use crate::id::{EventId, McServiceId, MessageId, RequestId, SystemId};
+use crate::id::{EventId, GroupId, McServiceId, MessageId, RequestId, SystemId};
 use crate::message::{PartnerAck, PartnerMessage};
 use crate::request::{
     AcmRequest, AcmRequestKind, AcmResponse, AuthorizationRefusal, Processing, Target,
@@ -156,6 +156,14 @@ pub trait Interconnections: Send + Sync {
         &self,
         system: &SystemId,
     ) -> Result<Option<Vec<SystemId>>, DirectoryError>;
+
+    /// Whether `group`, homed at partner `from`, is known in this MC system as an
+    /// interconnection group (a group membership update names only such a group).
+    async fn is_interconnection_group(
+        &self,
+        group: &GroupId,
+        from: &SystemId,
+    ) -> Result<bool, DirectoryError>;
 }
 
 /// Users of this MC system: who exists, who may receive, who holds a functional alias
@@ -168,6 +176,21 @@ pub trait Recipients: Send + Sync {
         target: &Target,
         kind: AcmRequestKind,
     ) -> Lookup<Vec<McServiceId>, VerificationFailure>;
+
+    /// Whether `user` is a user of this system (whether or not they may receive ACM
+    /// requests of `kind`): asked for each user a group membership update lists.
+    async fn is_user(
+        &self,
+        user: &McServiceId,
+        kind: AcmRequestKind,
+    ) -> Result<bool, DirectoryError> {
+        Ok(
+            match self.resolve(&Target::User(user.clone()), kind).await? {
+                Ok(_) | Err(VerificationFailure::TargetMayNotReceive { .. }) => true,
+                Err(_) => false,
+            },
+        )
+    }
 }
 
 /// Local policy: manual or automatic processing per request kind and sender.

@@ -46,9 +46,94 @@ impl fmt::Display for Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AcmRequestKind {
     /// Interconnection group identity provision (TS 23.280 ACM).
     InterconnectionGroupIdentityProvision,
+    /// Group membership update across MC systems: users added to or deleted from one MC
+    /// service group homed at the requesting system.
+    GroupMembershipUpdate,
+    /// User migration management (TS 23.280 §10.17.5): users of the requesting system added
+    /// to or removed from those authorised to migrate to the partner system.
+    UserMigrationManagement,
+}
+
+impl AcmRequestKind {
+    /// Every kind acm handles.
+    pub const ALL: [Self; 3] = [
+        Self::InterconnectionGroupIdentityProvision,
+        Self::GroupMembershipUpdate,
+        Self::UserMigrationManagement,
+    ];
+
+    /// The kind's stable name (its serde form), as configuration files and wire formats
+    /// spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InterconnectionGroupIdentityProvision => {
+                "interconnection_group_identity_provision"
+            }
+            Self::GroupMembershipUpdate => "group_membership_update",
+            Self::UserMigrationManagement => "user_migration_management",
+        }
+    }
+}
+
+impl fmt::Display for AcmRequestKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether a group membership update adds the listed users to the group or deletes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum MembershipOperation {
+    /// Add to the group.
+    Add,
+    /// Delete from the group.
+    Delete,
+}
+
+/// Whether a user migration management request adds the listed users to those authorised
+/// to migrate to the partner system, or removes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum MigrationOperation {
+    /// Authorise them to migrate (the add user configuration request).
+    Add,
+    /// Withdraw the authorisation (the remove user configuration request).
+    Remove,
+}
+
+/// The level of operational urgency of a group membership update (TS 23.280 leaves the
+/// levels open; acm's choice is in `docs/procedure.md`). Pending ACM data is downloaded most
+/// urgent first; a request without one is [`Urgency::Normal`].
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Urgency {
+    /// Routine administration.
+    #[default]
+    Normal,
+    /// To be handled before routine requests.
+    Urgent,
+    /// An operational emergency: handled first.
+    Emergency,
+}
+
+impl fmt::Display for Urgency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Normal => "normal",
+            Self::Urgent => "urgent",
+            Self::Emergency => "emergency",
+        })
+    }
 }
 
 /// The kind-specific content of an ACM request.
@@ -63,6 +148,58 @@ pub enum AcmRequestBody {
         #[cfg_attr(feature = "openapi", schema(value_type = Vec<GroupId>))]
         groups: Arc<[GroupId]>,
     },
+    /// Group membership update request: one group, the users it concerns, add or delete.
+    GroupMembershipUpdate {
+        /// The MC service group, homed at the requesting (primary) MC system.
+        group: GroupId,
+        /// The MC service users of the partner system affected by the operation.
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<McServiceId>))]
+        users: Arc<[McServiceId]>,
+        /// Add to or delete from the group.
+        operation: MembershipOperation,
+        /// The level of operational urgency (O).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        urgency: Option<Urgency>,
+    },
+    /// User migration management request (add or remove user configuration request).
+    UserMigrationManagement {
+        /// MC service users of the requesting (primary) MC system.
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<McServiceId>))]
+        users: Arc<[McServiceId]>,
+        /// Add to or remove from the users authorised to migrate to the partner system.
+        operation: MigrationOperation,
+    },
+}
+
+/// The first item that appears twice in `items`.
+fn first_duplicate<T: PartialEq + std::hash::Hash + Eq>(items: &[T]) -> Option<&T> {
+    if items.len() <= 16 {
+        // Short lists (the usual case) need no allocation.
+        items
+            .iter()
+            .enumerate()
+            .find(|(i, x)| items[..*i].contains(x))
+            .map(|(_, x)| x)
+    } else {
+        let mut seen = HashSet::with_capacity(items.len());
+        items.iter().find(|x| !seen.insert(*x))
+    }
+}
+
+fn check_users(users: &[McServiceId], limits: &Limits) -> Result<(), DomainError> {
+    if users.is_empty() {
+        return Err(DomainError::EmptyUserList);
+    }
+    if users.len() > limits.max_users {
+        return Err(DomainError::TooManyUsers {
+            count: users.len(),
+            max: limits.max_users,
+        });
+    }
+    match first_duplicate(users) {
+        Some(user) => Err(DomainError::DuplicateUser { user: user.clone() }),
+        None => Ok(()),
+    }
 }
 
 impl AcmRequestBody {
@@ -73,19 +210,70 @@ impl AcmRequestBody {
         }
     }
 
+    /// Builds a group membership update body.
+    pub fn membership(
+        group: GroupId,
+        users: impl IntoIterator<Item = McServiceId>,
+        operation: MembershipOperation,
+        urgency: Option<Urgency>,
+    ) -> Self {
+        Self::GroupMembershipUpdate {
+            group,
+            users: users.into_iter().collect(),
+            operation,
+            urgency,
+        }
+    }
+
+    /// Builds a user migration management body.
+    pub fn migration(
+        users: impl IntoIterator<Item = McServiceId>,
+        operation: MigrationOperation,
+    ) -> Self {
+        Self::UserMigrationManagement {
+            users: users.into_iter().collect(),
+            operation,
+        }
+    }
+
     /// The kind of this body.
     pub fn kind(&self) -> AcmRequestKind {
         match self {
             Self::InterconnectionGroupIdentityProvision { .. } => {
                 AcmRequestKind::InterconnectionGroupIdentityProvision
             }
+            Self::GroupMembershipUpdate { .. } => AcmRequestKind::GroupMembershipUpdate,
+            Self::UserMigrationManagement { .. } => AcmRequestKind::UserMigrationManagement,
         }
     }
 
-    /// The MC service group IDs this body names.
+    /// The MC service group IDs this body names, each of which must be homed at the
+    /// requesting system: a provision's list, a membership update's one group, none for a
+    /// migration.
     pub fn groups(&self) -> &[GroupId] {
         match self {
             Self::InterconnectionGroupIdentityProvision { groups } => groups,
+            Self::GroupMembershipUpdate { group, .. } => std::slice::from_ref(group),
+            Self::UserMigrationManagement { .. } => &[],
+        }
+    }
+
+    /// The MC service users this body lists (none for a provision).
+    pub fn users(&self) -> &[McServiceId] {
+        match self {
+            Self::InterconnectionGroupIdentityProvision { .. } => &[],
+            Self::GroupMembershipUpdate { users, .. }
+            | Self::UserMigrationManagement { users, .. } => users,
+        }
+    }
+
+    /// How urgent the request is; [`Urgency::Normal`] when it does not say.
+    pub fn urgency(&self) -> Urgency {
+        match self {
+            Self::GroupMembershipUpdate {
+                urgency: Some(u), ..
+            } => *u,
+            _ => Urgency::Normal,
         }
     }
 
@@ -102,24 +290,15 @@ impl AcmRequestBody {
                         max: limits.max_groups,
                     });
                 }
-                let duplicate = if groups.len() <= 16 {
-                    // Short lists (the usual case) need no allocation.
-                    groups
-                        .iter()
-                        .enumerate()
-                        .find(|(i, g)| groups[..*i].contains(g))
-                        .map(|(_, g)| g)
-                } else {
-                    let mut seen = HashSet::with_capacity(groups.len());
-                    groups.iter().find(|g| !seen.insert(g.as_str()))
-                };
-                match duplicate {
+                match first_duplicate(groups) {
                     Some(group) => Err(DomainError::DuplicateGroup {
                         group: group.clone(),
                     }),
                     None => Ok(()),
                 }
             }
+            Self::GroupMembershipUpdate { users, .. }
+            | Self::UserMigrationManagement { users, .. } => check_users(users, limits),
         }
     }
 }
@@ -129,11 +308,22 @@ impl AcmRequestBody {
 pub struct Limits {
     /// Most group IDs accepted in one provision request.
     pub max_groups: usize,
+    /// Most MC service IDs accepted in one group membership update or user migration
+    /// management request.
+    #[serde(default = "default_max_users")]
+    pub max_users: usize,
+}
+
+fn default_max_users() -> usize {
+    Limits::default().max_users
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_groups: 64 }
+        Self {
+            max_groups: 64,
+            max_users: 256,
+        }
     }
 }
 
@@ -219,6 +409,23 @@ pub enum VerificationFailure {
         /// The rule broken.
         error: DomainError,
     },
+    /// This system is configured not to accept ACM requests of this kind.
+    KindNotAccepted {
+        /// The kind refused.
+        kind: AcmRequestKind,
+    },
+    /// A group membership update's group is not known here as an interconnection group.
+    NotAnInterconnectionGroup {
+        /// The group named.
+        group: GroupId,
+    },
+    /// None of the users a group membership update lists is a user of this system.
+    NoListedUserHere,
+    /// A user migration management request lists a user who is not of the sending system.
+    UserNotOfSender {
+        /// The first such user.
+        user: McServiceId,
+    },
 }
 
 impl fmt::Display for VerificationFailure {
@@ -244,6 +451,14 @@ impl fmt::Display for VerificationFailure {
                 write!(f, "group {group} is not homed at the primary MC system")
             }
             Self::Malformed { error } => write!(f, "malformed request: {error}"),
+            Self::KindNotAccepted { kind } => write!(f, "{kind} requests are not accepted here"),
+            Self::NotAnInterconnectionGroup { group } => {
+                write!(f, "group {group} is not an interconnection group here")
+            }
+            Self::NoListedUserHere => f.write_str("no listed user is a user of this MC system"),
+            Self::UserNotOfSender { user } => {
+                write!(f, "user {user} is not of the sending MC system")
+            }
         }
     }
 }
@@ -290,6 +505,54 @@ impl Outcome {
     }
 }
 
+/// Why the partner did not apply a group membership update to one listed user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum UserRefusal {
+    /// The user is of another MC system than the one that received the update.
+    NotOfThisSystem,
+    /// This MC system has no such user.
+    UnknownUser,
+}
+
+impl fmt::Display for UserRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotOfThisSystem => "not a user of this MC system",
+            Self::UnknownUser => "unknown user",
+        })
+    }
+}
+
+/// What an accepted group membership update did for one listed user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "result", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum UserResult {
+    /// The operation applies to this user.
+    Applied {
+        /// The user.
+        user: McServiceId,
+    },
+    /// The operation does not apply to this user.
+    Refused {
+        /// The user.
+        user: McServiceId,
+        /// Why.
+        reason: UserRefusal,
+    },
+}
+
+impl UserResult {
+    /// The user this result is for.
+    pub fn user(&self) -> &McServiceId {
+        match self {
+            Self::Applied { user } | Self::Refused { user, .. } => user,
+        }
+    }
+}
+
 /// An ACM response, for example an interconnection group identity provision response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -299,6 +562,22 @@ pub struct AcmResponse {
     pub responder: Responder,
     /// Accepted or rejected, with the reason.
     pub outcome: Outcome,
+    /// An accepted group membership update's result per listed user, in the order of the
+    /// request's list; empty for every other response.
+    #[serde(default, skip_serializing_if = "<[UserResult]>::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<UserResult>))]
+    pub user_results: Arc<[UserResult]>,
+}
+
+impl AcmResponse {
+    /// A response with no per-user results.
+    pub fn new(responder: Responder, outcome: Outcome) -> Self {
+        Self {
+            responder,
+            outcome,
+            user_results: Arc::from([]),
+        }
+    }
 }
 
 impl fmt::Display for Responder {
@@ -359,6 +638,9 @@ pub enum Processing {
     AutoAccept,
     /// The ACM server rejects on receipt.
     AutoReject,
+    /// This system does not accept the kind at all: a request of it fails verification
+    /// ([`VerificationFailure::KindNotAccepted`]) and goes back rejected.
+    NotAccepted,
 }
 
 /// Why the primary ACM server refused a submission at step 2.

@@ -110,6 +110,7 @@ fn primary_commands(ids: &dyn IdSource) -> [Command; 4] {
                     alias: None,
                 },
                 outcome: Outcome::Accepted,
+                user_results: Arc::default(),
             },
         },
         Command::DeliverResponse {

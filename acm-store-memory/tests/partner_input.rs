@@ -40,6 +40,7 @@ fn primary_refuses_a_response_in_another_systems_name_or_over_the_limits() {
         let accepted = |responder| AcmResponse {
             responder,
             outcome: Outcome::Accepted,
+            user_results: Arc::default(),
         };
         let forged = [
             accepted(Responder::User {
@@ -77,6 +78,7 @@ fn primary_refuses_a_response_in_another_systems_name_or_over_the_limits() {
                     text: Some("x".repeat(MAX_REASON_LEN + 1)),
                 },
             },
+            user_results: Arc::default(),
         };
         match sys
             .a
@@ -388,6 +390,7 @@ fn a_response_message_id_reused_for_another_request_is_refused() {
                 alias: None,
             },
             outcome: Outcome::Accepted,
+            user_results: Arc::default(),
         };
         let a = &sys.a.server;
         assert_eq!(

@@ -683,6 +683,7 @@ impl AcmFixture {
                 recorded_at: stored,
                 payload: Event::Verified {
                     recipients: Arc::from([recipient]),
+                    user_results: Arc::from([]),
                 },
             },
         ]

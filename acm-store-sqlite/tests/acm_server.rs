@@ -557,6 +557,8 @@ fn a_message_id_reused_for_another_request_is_refused_and_the_inbox_is_unchanged
                 home_domains: vec![a.clone()],
                 recipients: Ok(Arc::from([bob()])),
                 processing: Processing::Manual,
+                group_known: true,
+                unknown_users: Vec::new(),
                 limits: sys.b.server.config().limits,
             },
             response_message_id: MessageId::from_uuid(uuid::Uuid::now_v7()).unwrap(),

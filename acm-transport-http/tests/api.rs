@@ -56,6 +56,14 @@ impl Interconnections for Gated {
     ) -> Result<Option<Vec<SystemId>>, acm_core::DirectoryError> {
         self.inner.partner_home_domains(partner).await
     }
+
+    async fn is_interconnection_group(
+        &self,
+        group: &acm_core::GroupId,
+        from: &SystemId,
+    ) -> Result<bool, acm_core::DirectoryError> {
+        self.inner.is_interconnection_group(group, from).await
+    }
 }
 
 #[acm_core::async_trait]

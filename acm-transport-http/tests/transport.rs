@@ -281,6 +281,7 @@ async fn the_three_messages_reach_the_partner_and_return_its_acks() {
             alias: None,
         },
         outcome: Outcome::Accepted,
+        user_results: Arc::default(),
     };
     let (withdraw, forwarded_withdrawal) = withdrawal();
 

@@ -13,10 +13,12 @@ pub use timeline::{Cause, Step, TimelineEntry, TimelineError, joined_timeline, t
 pub use verify::{ExportReport, LineBreak, LineBreakKind, scan_export, verify_export};
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use crate::event::Event;
 use crate::id::{GlobalPosition, RequestId, Version};
 use crate::lifecycle::{RequestState, evolve};
+use crate::request::{AcmRequestBody, MembershipOperation, MigrationOperation, UserResult};
 use crate::store::Envelope;
 
 /// A log that cannot be replayed as it stands.
@@ -76,16 +78,59 @@ where
     Ok(states.into_iter().map(|(id, (s, _))| (id, s)).collect())
 }
 
+/// What a request of a kind other than provision asks, in words.
+fn what(body: &AcmRequestBody) -> String {
+    match body {
+        AcmRequestBody::GroupMembershipUpdate {
+            group,
+            users,
+            operation,
+            urgency,
+        } => {
+            let (verb, prep) = match operation {
+                MembershipOperation::Add => ("add", "to"),
+                MembershipOperation::Delete => ("delete", "from"),
+            };
+            let urgency = urgency
+                .map(|u| format!(" ({u} urgency)"))
+                .unwrap_or_default();
+            format!(
+                "{verb} {} user(s) {prep} group {group}{urgency}",
+                users.len()
+            )
+        }
+        AcmRequestBody::UserMigrationManagement { users, operation } => match operation {
+            MigrationOperation::Add => format!("authorise {} user(s) to migrate", users.len()),
+            MigrationOperation::Remove => format!(
+                "remove {} user(s) from those authorised to migrate",
+                users.len()
+            ),
+        },
+        AcmRequestBody::InterconnectionGroupIdentityProvision { groups } => {
+            format!("provide {} group(s)", groups.len())
+        }
+    }
+}
+
 /// A short human description of an event.
 pub fn summary(event: &Event) -> String {
     match event {
-        Event::Submitted { request, .. } => format!(
-            "{} asks to provide {} group(s) to {} in {}",
-            request.requester,
-            request.body.groups().len(),
-            request.target,
-            request.partner
-        ),
+        Event::Submitted { request, .. } => match &request.body {
+            AcmRequestBody::InterconnectionGroupIdentityProvision { groups } => format!(
+                "{} asks to provide {} group(s) to {} in {}",
+                request.requester,
+                groups.len(),
+                request.target,
+                request.partner
+            ),
+            body => format!(
+                "{} asks {} in {} to {}",
+                request.requester,
+                request.target,
+                request.partner,
+                what(body)
+            ),
+        },
         Event::Authorized => "authorised".into(),
         Event::AuthorizationRefused { reason } => format!("refused: {reason}"),
         Event::Forwarded { to, message_id } => format!("forward to {to} (message {message_id})"),
@@ -103,19 +148,43 @@ pub fn summary(event: &Event) -> String {
         Event::WithdrawalRefused => "partner: too late to withdraw".into(),
         Event::WithdrawalOutcomeDelivered { to } => format!("withdrawal outcome delivered to {to}"),
         Event::Withdrawn => "withdrawn".into(),
-        Event::Stored { from, request, .. } => format!(
-            "stored request from {from}: {} group(s) for {}",
-            request.body.groups().len(),
-            request.target
-        ),
-        Event::Verified { recipients } => format!(
-            "verified; pending for {}",
-            recipients
+        Event::Stored { from, request, .. } => match &request.body {
+            AcmRequestBody::InterconnectionGroupIdentityProvision { groups } => format!(
+                "stored request from {from}: {} group(s) for {}",
+                groups.len(),
+                request.target
+            ),
+            body => format!(
+                "stored request from {from} for {}: {}",
+                request.target,
+                what(body)
+            ),
+        },
+        Event::Verified {
+            recipients,
+            user_results,
+        } => {
+            let mut text = format!(
+                "verified; pending for {}",
+                recipients
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let refused = user_results
                 .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+                .filter(|r| matches!(r, UserResult::Refused { .. }))
+                .count();
+            if refused > 0 {
+                let _ = write!(
+                    text,
+                    "; {refused} of {} listed user(s) not applicable here",
+                    user_results.len()
+                );
+            }
+            text
+        }
         Event::VerificationFailed { failure } => format!("verification failed: {failure}"),
         Event::Delivered { to } => format!("delivered to {to}"),
         Event::Responded { response, .. } => {

@@ -24,6 +24,12 @@ pub struct ReceiptFacts {
     pub recipients: Result<Arc<[McServiceId]>, VerificationFailure>,
     /// Local policy for this request kind.
     pub processing: Processing,
+    /// For a group membership update: whether its group is known here as an
+    /// interconnection group (true for the other kinds).
+    pub group_known: bool,
+    /// For a group membership update: the listed users of this system that the directory
+    /// does not know.
+    pub unknown_users: Vec<McServiceId>,
     /// This server's limits.
     pub limits: Limits,
 }

@@ -6,8 +6,8 @@ use crate::error::{Closure, DomainError};
 use crate::event::Event;
 use crate::id::{McServiceId, SystemId};
 use crate::request::{
-    AcmRequest, AcmResponse, Decision, MAX_REASON_LEN, Outcome, Processing, RejectionReason,
-    Responder, Target, VerificationFailure,
+    AcmRequest, AcmRequestBody, AcmResponse, Decision, MAX_REASON_LEN, Outcome, Processing,
+    RejectionReason, Responder, Target, UserRefusal, UserResult, VerificationFailure,
 };
 
 use super::command::{Command, ReceiptFacts};
@@ -31,9 +31,86 @@ fn check_reason(reason: Option<&String>) -> Result<(), DomainError> {
     }
 }
 
+/// The rules of each kind that the primary can check before anything is sent: whom a
+/// membership update may address and whose users it lists, whose users a migration lists.
+fn check_body(request: &AcmRequest) -> Result<(), DomainError> {
+    match &request.body {
+        AcmRequestBody::GroupMembershipUpdate { users, .. } => {
+            if matches!(request.target, Target::PartnerServer) {
+                return Err(DomainError::TargetMustBeUserOrAlias);
+            }
+            match users.iter().find(|u| u.host() != request.partner.as_str()) {
+                Some(user) => Err(DomainError::UserOutsidePartner {
+                    user: user.clone(),
+                    partner: request.partner.clone(),
+                }),
+                None => Ok(()),
+            }
+        }
+        AcmRequestBody::UserMigrationManagement { users, .. } => {
+            match users.iter().find(|u| u.host() != request.requester.host()) {
+                Some(user) => Err(DomainError::UserNotOfRequesterSystem { user: user.clone() }),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A group membership update's result per listed user at this (the partner) system.
+fn user_results(request: &AcmRequest, facts: &ReceiptFacts) -> Arc<[UserResult]> {
+    let AcmRequestBody::GroupMembershipUpdate { users, .. } = &request.body else {
+        return Arc::from([]);
+    };
+    users
+        .iter()
+        .map(|user| {
+            let refusal = if user.host() != facts.local.as_str() {
+                Some(UserRefusal::NotOfThisSystem)
+            } else if facts.unknown_users.contains(user) {
+                Some(UserRefusal::UnknownUser)
+            } else {
+                None
+            };
+            match refusal {
+                None => UserResult::Applied { user: user.clone() },
+                Some(reason) => UserResult::Refused {
+                    user: user.clone(),
+                    reason,
+                },
+            }
+        })
+        .collect()
+}
+
+/// Per-user results come only with an accepted group membership update, one per listed
+/// user in the request's order.
+fn check_user_results(request: &AcmRequest, response: &AcmResponse) -> Result<(), DomainError> {
+    let expected: &[_] = match (&request.body, &response.outcome) {
+        (AcmRequestBody::GroupMembershipUpdate { users, .. }, Outcome::Accepted) => users,
+        _ => &[],
+    };
+    let matches = response.user_results.len() == expected.len()
+        && response
+            .user_results
+            .iter()
+            .zip(expected)
+            .all(|(r, u)| r.user() == u);
+    if matches {
+        Ok(())
+    } else {
+        Err(DomainError::UserResultsMismatch)
+    }
+}
+
 /// A partner's response must be in the partner's name and within the limits its own users
 /// are held to: nothing else is stored and shown to the requester.
-fn check_response(response: &AcmResponse, from: &SystemId) -> Result<(), DomainError> {
+fn check_response(
+    request: &AcmRequest,
+    response: &AcmResponse,
+    from: &SystemId,
+) -> Result<(), DomainError> {
+    check_user_results(request, response)?;
     let in_sender = match &response.responder {
         Responder::User { id, alias } => {
             id.host() == from.as_str() && alias.as_ref().is_none_or(|a| a.host() == from.as_str())
@@ -53,15 +130,32 @@ fn check_response(response: &AcmResponse, from: &SystemId) -> Result<(), DomainE
     }
 }
 
+/// What step 4a's verification finds: the recipients and (for a membership update) the
+/// result per listed user.
+type Verdict = (Arc<[McServiceId]>, Arc<[UserResult]>);
+
+/// Step 4a.
 fn verify(
     from: &SystemId,
     request: &AcmRequest,
     facts: &ReceiptFacts,
-) -> Result<Arc<[McServiceId]>, VerificationFailure> {
+) -> Result<Verdict, VerificationFailure> {
+    if facts.processing == Processing::NotAccepted {
+        return Err(VerificationFailure::KindNotAccepted {
+            kind: request.body.kind(),
+        });
+    }
     request
         .body
         .validate(&facts.limits)
         .map_err(|error| VerificationFailure::Malformed { error })?;
+    if let (AcmRequestBody::GroupMembershipUpdate { .. }, Target::PartnerServer) =
+        (&request.body, &request.target)
+    {
+        return Err(VerificationFailure::Malformed {
+            error: DomainError::TargetMustBeUserOrAlias,
+        });
+    }
     if request.partner != facts.local {
         return Err(VerificationFailure::NotAddressedToThisSystem {
             partner: request.partner.clone(),
@@ -87,16 +181,40 @@ fn verify(
     if !target_in(&request.target, &facts.local) {
         return Err(VerificationFailure::TargetNotInThisSystem);
     }
-    facts.recipients.clone()
+    let results = match &request.body {
+        AcmRequestBody::GroupMembershipUpdate { group, .. } => {
+            if !facts.group_known {
+                return Err(VerificationFailure::NotAnInterconnectionGroup {
+                    group: group.clone(),
+                });
+            }
+            let results = user_results(request, facts);
+            if !results
+                .iter()
+                .any(|r| matches!(r, UserResult::Applied { .. }))
+            {
+                return Err(VerificationFailure::NoListedUserHere);
+            }
+            results
+        }
+        AcmRequestBody::UserMigrationManagement { users, .. } => {
+            if let Some(user) = users.iter().find(|u| u.host() != from.as_str()) {
+                return Err(VerificationFailure::UserNotOfSender { user: user.clone() });
+            }
+            Arc::from([])
+        }
+        _ => Arc::from([]),
+    };
+    Ok((facts.recipients.clone()?, results))
 }
 
 fn server_response(system: &SystemId, outcome: Outcome) -> AcmResponse {
-    AcmResponse {
-        responder: Responder::Server {
+    AcmResponse::new(
+        Responder::Server {
             system: system.clone(),
         },
         outcome,
-    }
+    )
 }
 
 fn primary(state: &RequestState) -> Result<&PrimaryState, DomainError> {
@@ -143,6 +261,7 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
                     partner: request.partner.clone(),
                 });
             }
+            check_body(request)?;
             let submitted = Event::Submitted {
                 request: request.clone(),
                 at: *at,
@@ -210,7 +329,7 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
                     closure: Closure::Refused,
                 });
             }
-            check_response(response, from)?;
+            check_response(&p.request, response, from)?;
             if let Some((m, r)) = &p.response {
                 return if m == message_id && r == response {
                     Ok(vec![])
@@ -361,19 +480,27 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
                         response: server_response(&facts.local, Outcome::Rejected { reason }),
                     });
                 }
-                Ok(recipients) => {
-                    events.push(Event::Verified { recipients });
+                Ok((recipients, user_results)) => {
+                    events.push(Event::Verified {
+                        recipients,
+                        user_results: user_results.clone(),
+                    });
                     let automatic = match facts.processing {
-                        Processing::Manual => None,
+                        // Refused before: verification fails for a kind not accepted.
+                        Processing::Manual | Processing::NotAccepted => None,
                         Processing::AutoAccept => Some(Outcome::Accepted),
                         Processing::AutoReject => Some(Outcome::Rejected {
                             reason: RejectionReason::Policy,
                         }),
                     };
                     if let Some(outcome) = automatic {
+                        let mut response = server_response(&facts.local, outcome);
+                        if response.outcome.is_accepted() {
+                            response.user_results = user_results;
+                        }
                         events.push(Event::Responded {
                             message_id: *response_message_id,
-                            response: server_response(&facts.local, outcome),
+                            response,
                         });
                     }
                 }
@@ -425,12 +552,18 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
                     }
                 }
             };
+            let user_results = if outcome.is_accepted() {
+                p.user_results.clone()
+            } else {
+                Arc::from([])
+            };
             let response = AcmResponse {
                 responder: Responder::User {
                     id: by.clone(),
                     alias: alias.clone(),
                 },
                 outcome,
+                user_results,
             };
             // A client retrying its own answer after a lost reply gets success, and nothing
             // is recorded twice; any other answer to a closed request is refused.

@@ -1,5 +1,7 @@
 //! `evolve`: the total fold of one event into a request's state.
 
+use std::sync::Arc;
+
 use crate::event::Event;
 
 use super::state::{
@@ -46,6 +48,7 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
             message_id: *message_id,
             stored_at: *at,
             verification: Verification::Unverified,
+            user_results: Arc::from([]),
             delivered_to: Vec::new(),
             response: None,
             response_forwarded: false,
@@ -90,8 +93,12 @@ pub fn evolve(state: RequestState, event: &Event) -> RequestState {
         }
         (RequestState::Partner(mut p), event) => {
             match event {
-                Event::Verified { recipients } => {
+                Event::Verified {
+                    recipients,
+                    user_results,
+                } => {
                     p.verification = Verification::Passed(recipients.clone());
+                    p.user_results = user_results.clone();
                 }
                 Event::VerificationFailed { failure } => {
                     p.verification = Verification::Failed(failure.clone());

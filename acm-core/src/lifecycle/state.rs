@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, Utc};
 use crate::error::Closure;
 use crate::id::{IdempotencyKey, McServiceId, MessageId, RequestId, SystemId};
 use crate::message::PartnerMessage;
-use crate::request::{AcmRequest, AcmResponse, AuthorizationRefusal, VerificationFailure};
+use crate::request::{
+    AcmRequest, AcmResponse, AuthorizationRefusal, UserResult, VerificationFailure,
+};
 
 /// Step 2's state at the primary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +126,8 @@ pub struct PartnerState {
     pub stored_at: DateTime<Utc>,
     /// Step 4a.
     pub verification: Verification,
+    /// Step 4a: a group membership update's result per listed user (empty otherwise).
+    pub user_results: Arc<[UserResult]>,
     /// Step 8: recipients it was delivered to, in order.
     pub delivered_to: Vec<McServiceId>,
     /// Step 9: the final response and its message id.

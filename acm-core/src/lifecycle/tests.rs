@@ -66,7 +66,10 @@ fn submit(request: Arc<AcmRequest>, authorization: Result<(), AuthorizationRefus
     Command::Submit {
         request,
         authorization,
-        limits: Limits { max_groups: 3 },
+        limits: Limits {
+            max_groups: 3,
+            max_users: 3,
+        },
         message_id: msg(1),
         at: t0(),
         idempotency_key: None,
@@ -79,7 +82,12 @@ fn facts(recipients: Result<Vec<McServiceId>, VerificationFailure>) -> ReceiptFa
         home_domains: vec![a()],
         recipients: recipients.map(Arc::from),
         processing: Processing::Manual,
-        limits: Limits { max_groups: 3 },
+        group_known: true,
+        unknown_users: Vec::new(),
+        limits: Limits {
+            max_groups: 3,
+            max_users: 3,
+        },
     }
 }
 fn receive(request: Arc<AcmRequest>, facts: ReceiptFacts) -> Command {
@@ -99,6 +107,7 @@ fn accepted_by(user: McServiceId) -> AcmResponse {
             alias: None,
         },
         outcome: Outcome::Accepted,
+        user_results: Arc::default(),
     }
 }
 fn respond(by: McServiceId) -> Command {
@@ -149,7 +158,10 @@ fn stored_for(recipients: Vec<McServiceId>) -> Vec<Event> {
             request: request(),
             at: t0(),
         },
-        Event::Verified { recipients },
+        Event::Verified {
+            recipients,
+            user_results: Arc::from([]),
+        },
     ]
 }
 fn delivered() -> Vec<Event> {
@@ -304,6 +316,7 @@ fn fails_verification(request: Arc<AcmRequest>, facts: ReceiptFacts, failure: Ve
                     outcome: Outcome::Rejected {
                         reason: RejectionReason::Verification { failure },
                     },
+                    user_results: Arc::default(),
                 },
             },
         ]);
@@ -366,6 +379,7 @@ fn automatic_processing_answers_on_receipt() {
             outcome: Outcome::Rejected {
                 reason: RejectionReason::Policy,
             },
+            user_results: Arc::default(),
         },
     });
     let state = given::<Lifecycle>([])
@@ -669,6 +683,7 @@ fn expiry() {
                     outcome: Outcome::Rejected {
                         reason: RejectionReason::Expired,
                     },
+                    user_results: Arc::default(),
                 },
             },
         ]);
@@ -835,4 +850,250 @@ proptest! {
         // Fold arbitrary (possibly nonsensical) sequences: must not panic.
         let _ = Lifecycle::fold(&events);
     }
+}
+
+// ---- group membership update and user migration management ----
+
+fn dave() -> McServiceId {
+    id("sip:dave@mc-b.example")
+}
+fn zoe() -> McServiceId {
+    id("sip:zoe@mc-c.example")
+}
+fn tac1() -> GroupId {
+    id("sip:tac-1@mc-a.example")
+}
+fn with_body(target: Target, body: AcmRequestBody) -> Arc<AcmRequest> {
+    let mut r = (*request_with(target, groups(1))).clone();
+    r.body = body;
+    Arc::new(r)
+}
+fn membership(users: Vec<McServiceId>) -> Arc<AcmRequest> {
+    with_body(
+        Target::User(bob()),
+        AcmRequestBody::membership(
+            tac1(),
+            users,
+            crate::request::MembershipOperation::Add,
+            Some(crate::request::Urgency::Urgent),
+        ),
+    )
+}
+fn migration(users: Vec<McServiceId>) -> Arc<AcmRequest> {
+    with_body(
+        Target::User(bob()),
+        AcmRequestBody::migration(users, crate::request::MigrationOperation::Add),
+    )
+}
+fn applied(user: McServiceId) -> crate::request::UserResult {
+    crate::request::UserResult::Applied { user }
+}
+fn refused(user: McServiceId, reason: crate::request::UserRefusal) -> crate::request::UserResult {
+    crate::request::UserResult::Refused { user, reason }
+}
+
+#[test]
+fn a_membership_update_is_checked_before_it_is_sent() {
+    let mc_a_user: McServiceId = id("sip:erin@mc-a.example");
+    let cases = [
+        (
+            with_body(
+                Target::PartnerServer,
+                AcmRequestBody::membership(
+                    tac1(),
+                    [carol()],
+                    crate::request::MembershipOperation::Delete,
+                    None,
+                ),
+            ),
+            DomainError::TargetMustBeUserOrAlias,
+        ),
+        (
+            membership(vec![carol(), mc_a_user.clone()]),
+            DomainError::UserOutsidePartner {
+                user: mc_a_user,
+                partner: b(),
+            },
+        ),
+        (membership(vec![]), DomainError::EmptyUserList),
+        (
+            membership(vec![carol(), dave(), carol()]),
+            DomainError::DuplicateUser { user: carol() },
+        ),
+        (
+            membership(vec![carol(), dave(), bob(), id("sip:eve@mc-b.example")]),
+            DomainError::TooManyUsers { count: 4, max: 3 },
+        ),
+    ];
+    for (request, error) in cases {
+        given::<Lifecycle>([])
+            .when(submit(request, Ok(())))
+            .then_error(error);
+    }
+    given::<Lifecycle>([])
+        .when(submit(membership(vec![carol(), dave()]), Ok(())))
+        .result()
+        .expect("a well-formed update is submitted");
+}
+
+#[test]
+fn a_migration_lists_only_the_requesters_own_users() {
+    given::<Lifecycle>([])
+        .when(submit(
+            migration(vec![id("sip:erin@mc-a.example"), carol()]),
+            Ok(()),
+        ))
+        .then_error(DomainError::UserNotOfRequesterSystem { user: carol() });
+    given::<Lifecycle>([])
+        .when(submit(migration(vec![id("sip:erin@mc-a.example")]), Ok(())))
+        .result()
+        .expect("a migration of A's own user is submitted");
+}
+
+#[test]
+fn a_membership_update_gets_a_result_per_listed_user() {
+    let request = membership(vec![carol(), dave(), zoe()]);
+    let mut f = facts(Ok(vec![bob()]));
+    f.unknown_users = vec![dave()];
+    let results: Arc<[_]> = Arc::from([
+        applied(carol()),
+        refused(dave(), crate::request::UserRefusal::UnknownUser),
+        refused(zoe(), crate::request::UserRefusal::NotOfThisSystem),
+    ]);
+    let stored = vec![
+        Event::Stored {
+            from: a(),
+            message_id: msg(1),
+            request: request.clone(),
+            at: t0(),
+        },
+        Event::Verified {
+            recipients: Arc::from([bob()]),
+            user_results: results.clone(),
+        },
+    ];
+    given::<Lifecycle>([])
+        .when(receive(request.clone(), f.clone()))
+        .then(stored.clone());
+
+    // Bob accepts: the response carries the results; a rejection carries none.
+    let mut answered = stored.clone();
+    answered.push(Event::Delivered { to: bob() });
+    let events = given::<Lifecycle>(answered.clone())
+        .when(respond(bob()))
+        .result()
+        .expect("bob may answer");
+    assert!(matches!(&events[..], [Event::Responded { response, .. }]
+        if response.outcome.is_accepted() && response.user_results == results));
+    let events = given::<Lifecycle>(answered)
+        .when(Command::Respond {
+            by: bob(),
+            alias: None,
+            decision: Decision::Reject { reason: None },
+            message_id: msg(3),
+        })
+        .result()
+        .expect("bob may reject");
+    assert!(matches!(&events[..], [Event::Responded { response, .. }]
+        if !response.outcome.is_accepted() && response.user_results.is_empty()));
+
+    // Accepted automatically: the same results.
+    f.processing = Processing::AutoAccept;
+    let events = given::<Lifecycle>([])
+        .when(receive(request, f))
+        .result()
+        .expect("stored");
+    assert!(
+        matches!(events.last(), Some(Event::Responded { response, .. })
+        if response.user_results == results)
+    );
+}
+
+#[test]
+fn a_membership_update_fails_verification_for_an_unknown_group_or_no_user_here() {
+    let mut f = facts(Ok(vec![bob()]));
+    f.group_known = false;
+    fails_verification(
+        membership(vec![carol()]),
+        f,
+        VerificationFailure::NotAnInterconnectionGroup { group: tac1() },
+    );
+    let mut f = facts(Ok(vec![bob()]));
+    f.unknown_users = vec![carol()];
+    fails_verification(
+        membership(vec![carol(), zoe()]),
+        f,
+        VerificationFailure::NoListedUserHere,
+    );
+}
+
+#[test]
+fn a_kind_not_accepted_and_a_foreign_migrant_fail_verification() {
+    let mut f = facts(Ok(vec![bob()]));
+    f.processing = Processing::NotAccepted;
+    fails_verification(
+        migration(vec![id("sip:erin@mc-a.example")]),
+        f,
+        VerificationFailure::KindNotAccepted {
+            kind: crate::request::AcmRequestKind::UserMigrationManagement,
+        },
+    );
+    fails_verification(
+        migration(vec![id("sip:erin@mc-a.example"), carol()]),
+        facts(Ok(vec![bob()])),
+        VerificationFailure::UserNotOfSender { user: carol() },
+    );
+}
+
+#[test]
+fn the_primary_refuses_results_that_do_not_answer_its_list() {
+    let request = membership(vec![carol(), dave()]);
+    let given_events = [
+        Event::Submitted {
+            request: request.clone(),
+            at: t0(),
+            idempotency_key: None,
+        },
+        Event::Authorized,
+        Event::Forwarded {
+            to: b(),
+            message_id: msg(1),
+        },
+    ];
+    let answer = |results: Vec<crate::request::UserResult>| Command::ReceiveResponse {
+        from: b(),
+        message_id: msg(9),
+        response: AcmResponse {
+            user_results: Arc::from(results),
+            ..accepted_by(bob())
+        },
+    };
+    for wrong in [
+        vec![],
+        vec![applied(carol())],
+        vec![applied(dave()), applied(carol())],
+        vec![applied(carol()), applied(dave()), applied(bob())],
+    ] {
+        given::<Lifecycle>(given_events.clone())
+            .when(answer(wrong))
+            .then_error(DomainError::UserResultsMismatch);
+    }
+    given::<Lifecycle>(given_events)
+        .when(answer(vec![
+            applied(carol()),
+            refused(dave(), crate::request::UserRefusal::UnknownUser),
+        ]))
+        .result()
+        .expect("results in the list's order are stored");
+    // A provision's response has no results.
+    given::<Lifecycle>(submitted())
+        .when(Command::ReceiveResponse {
+            from: b(),
+            message_id: msg(9),
+            response: AcmResponse {
+                user_results: Arc::from([applied(carol())]),
+                ..accepted_by(bob())
+            },
+        })
+        .then_error(DomainError::UserResultsMismatch);
 }

@@ -10,7 +10,10 @@ use crate::id::{FunctionalAlias, IdempotencyKey, McServiceId, RequestId, SystemI
 use crate::lifecycle::{Authorization, Command, RequestState, Withdrawal};
 use crate::pending::{PendingAcmData, PendingItem};
 use crate::ports::{DirectoryError, Ids};
-use crate::request::{AcmRequest, AcmRequestBody, AuthorizationRefusal, Decision, Target};
+use crate::request::{
+    AcmRequest, AcmRequestBody, AuthorizationRefusal, Decision, MembershipOperation,
+    MigrationOperation, Target, Urgency,
+};
 use crate::store::{Actor, StoreError};
 use crate::views::{Claim, submission_digest};
 
@@ -33,19 +36,51 @@ pub struct Submission {
 }
 
 impl Submission {
+    /// A request of any kind: `body` to `target` in `partner`.
+    pub fn new(partner: SystemId, target: Target, body: AcmRequestBody) -> Self {
+        Self {
+            requester_alias: None,
+            partner,
+            target,
+            body,
+            idempotency_key: None,
+        }
+    }
+
     /// An interconnection group identity provision of `groups` to `target` in `partner`.
     pub fn provision(
         partner: SystemId,
         target: Target,
         groups: impl IntoIterator<Item = crate::id::GroupId>,
     ) -> Self {
-        Self {
-            requester_alias: None,
+        Self::new(partner, target, AcmRequestBody::provision(groups))
+    }
+
+    /// A group membership update of `group` (homed here) for `users` of `partner`.
+    pub fn membership(
+        partner: SystemId,
+        target: Target,
+        group: crate::id::GroupId,
+        users: impl IntoIterator<Item = McServiceId>,
+        operation: MembershipOperation,
+        urgency: Option<Urgency>,
+    ) -> Self {
+        Self::new(
             partner,
             target,
-            body: AcmRequestBody::provision(groups),
-            idempotency_key: None,
-        }
+            AcmRequestBody::membership(group, users, operation, urgency),
+        )
+    }
+
+    /// A user migration management request: `users` of this system added to or removed
+    /// from those authorised to migrate to `partner`.
+    pub fn migration(
+        partner: SystemId,
+        target: Target,
+        users: impl IntoIterator<Item = McServiceId>,
+        operation: MigrationOperation,
+    ) -> Self {
+        Self::new(partner, target, AcmRequestBody::migration(users, operation))
     }
 
     /// The same submission with the client's idempotency key.
@@ -280,6 +315,8 @@ impl AcmServer {
             }
             items.extend(found);
         }
+        // Stable: within one urgency, the store's order (oldest request first) stays.
+        items.sort_by_key(|item| std::cmp::Reverse(item.request().body.urgency()));
         Ok(PendingAcmData {
             mc_service_id: user.clone(),
             items,

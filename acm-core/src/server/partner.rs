@@ -9,7 +9,7 @@ use crate::id::{McServiceId, MessageId, RequestId, SystemId};
 use crate::lifecycle::{Command, ReceiptFacts, RequestState};
 use crate::message::{PartnerAck, PartnerMessage};
 use crate::ports::{DirectoryError, Ids};
-use crate::request::{AcmRequestKind, Processing, Target, VerificationFailure};
+use crate::request::{AcmRequestBody, AcmRequestKind, Processing, Target, VerificationFailure};
 use crate::store::{Actor, CausationId, StoreError};
 use crate::views::{Claim, Digest, request_digest, response_digest};
 
@@ -75,6 +75,11 @@ impl AcmServer {
                 } else {
                     (Ok(Arc::from([])), Processing::Manual)
                 };
+                let (group_known, unknown_users) = if interconnected {
+                    self.membership_facts(from, &request.body).await?
+                } else {
+                    (true, Vec::new())
+                };
                 let command = Command::Receive {
                     from: from.clone(),
                     message_id,
@@ -85,6 +90,8 @@ impl AcmServer {
                         home_domains: home_domains.unwrap_or_default(),
                         recipients,
                         processing,
+                        group_known,
+                        unknown_users,
                         limits: self.config.limits,
                     },
                     response_message_id: self.ports.ids.message_id()?,
@@ -129,6 +136,34 @@ impl AcmServer {
                 })
             }
         }
+    }
+
+    /// For a group membership update: whether its group is an interconnection group here,
+    /// and which listed users of this system the directory does not know. The outer error is
+    /// a directory that could not be asked.
+    async fn membership_facts(
+        &self,
+        from: &SystemId,
+        body: &AcmRequestBody,
+    ) -> Result<(bool, Vec<McServiceId>), DirectoryError> {
+        let AcmRequestBody::GroupMembershipUpdate { group, users, .. } = body else {
+            return Ok((true, Vec::new()));
+        };
+        let directory = &self.ports.directory;
+        let known = directory.is_interconnection_group(group, from).await?;
+        let mut unknown = Vec::new();
+        // Bounded by the receiver's `max_users` only after validation; an over-long list
+        // fails verification as malformed, so it is not looked up user by user.
+        if users.len() <= self.config.limits.max_users {
+            for user in users.iter() {
+                if user.host() == self.config.system.as_str()
+                    && !directory.is_user(user, body.kind()).await?
+                {
+                    unknown.push(user.clone());
+                }
+            }
+        }
+        Ok((known, unknown))
     }
 
     /// Refuses a message from a system that is not an interconnected partner.

@@ -148,6 +148,8 @@ pub fn command(step: &Step) -> (u64, Command) {
                     home_domains: vec![system_a()],
                     recipients: Ok(Arc::from([bob(), carol()])),
                     processing: *processing,
+                    group_known: true,
+                    unknown_users: Vec::new(),
                     limits: Limits::default(),
                 },
                 response_message_id: message_id(*n, 2),
@@ -197,6 +199,7 @@ pub fn command(step: &Step) -> (u64, Command) {
                             reason: crate::request::RejectionReason::User { text: None },
                         }
                     },
+                    user_results: Arc::default(),
                 },
             },
         ),

@@ -333,7 +333,7 @@ impl Resp {
             }),
             ModelOutcome::Expired => rejected(RejectionReason::Expired),
         };
-        AcmResponse { responder, outcome }
+        AcmResponse::new(responder, outcome)
     }
 }
 

@@ -66,6 +66,8 @@ pub fn partner_steps(ids: &dyn IdSource) -> (RequestId, Vec<Step>) {
         home_domains: vec![system_a()],
         recipients: Ok(Arc::from([bob()])),
         processing: Processing::Manual,
+        group_known: true,
+        unknown_users: Vec::new(),
         limits: Limits::default(),
     };
     let steps = vec![

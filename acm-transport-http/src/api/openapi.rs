@@ -231,6 +231,7 @@ const PROBLEMS: &[(&str, Method, &[&[&str]])] = &[
                 "responder_not_of_sender",
                 "reason_too_long",
                 "response_exists",
+                "user_results_mismatch",
             ],
         ],
     ),

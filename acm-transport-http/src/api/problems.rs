@@ -128,6 +128,29 @@ pub const PROBLEM_KINDS: &[ProblemKind] = &[
     kind("empty_group_list", 422, "The group list is empty"),
     kind("duplicate_group", 422, "A group is listed twice"),
     kind("too_many_groups", 422, "More groups than allowed"),
+    kind("empty_user_list", 422, "The user list is empty"),
+    kind("duplicate_user", 422, "A user is listed twice"),
+    kind("too_many_users", 422, "More users than allowed"),
+    kind(
+        "user_outside_partner",
+        422,
+        "A listed user is not in the partner MC system",
+    ),
+    kind(
+        "user_not_of_requester_system",
+        422,
+        "A listed user is not of the requester's MC system",
+    ),
+    kind(
+        "target_must_be_user_or_alias",
+        422,
+        "A group membership update is addressed to a user or a functional alias",
+    ),
+    kind(
+        "user_results_mismatch",
+        422,
+        "The per-user results do not answer the request's user list",
+    ),
     kind(
         "target_outside_partner",
         422,
