@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
 use acm_core::{
-    AcmRequestKind, ConfigError, FunctionalAlias, IdError, MAX_ID_LEN, MAX_PENDING_TTL,
+    AcmRequestKind, ConfigError, FunctionalAlias, GroupId, IdError, MAX_ID_LEN, MAX_PENDING_TTL,
     McServiceId, ServerConfig, SystemId,
 };
 use chrono::Duration;
@@ -51,13 +51,23 @@ pub(super) fn build(file: File, base: &Path) -> Built<Config> {
     validate(&server, &file.limits, &file.timing)?;
     let limits = api_limits(&file.limits, server.limits.max_groups)?;
     let timing = timing(&file.timing)?;
-    let mut processing = BTreeMap::new();
-    processing.insert(
-        AcmRequestKind::InterconnectionGroupIdentityProvision,
-        file.processing
-            .interconnection_group_identity_provision
-            .unwrap_or_default(),
-    );
+    let table = &file.processing;
+    let processing = BTreeMap::from([
+        (
+            AcmRequestKind::InterconnectionGroupIdentityProvision,
+            table
+                .interconnection_group_identity_provision
+                .unwrap_or_default(),
+        ),
+        (
+            AcmRequestKind::GroupMembershipUpdate,
+            table.group_membership_update.unwrap_or_default(),
+        ),
+        (
+            AcmRequestKind::UserMigrationManagement,
+            table.user_migration_management.unwrap_or_default(),
+        ),
+    ]);
     Ok(Config {
         listen: listen(&file.listen)?,
         tls: TlsFiles {
@@ -173,11 +183,29 @@ fn partners(
             &partner,
             homes,
         )?;
+        let mut groups = Seen::default();
+        let mut interconnection_groups = Vec::with_capacity(entry.interconnection_groups.len());
+        for (j, text) in entry.interconnection_groups.iter().enumerate() {
+            let here = format!("{key}.interconnection_groups[{j}]");
+            let group: GroupId = id(&here, text)?;
+            if !home_domains.iter().any(|d| d.as_str() == group.host()) {
+                return fail(
+                    here,
+                    Reason::NotHomedAtPartner {
+                        host: group.host().to_owned(),
+                        partner: partner.clone(),
+                    },
+                );
+            }
+            groups.first(group.clone(), &here)?;
+            interconnection_groups.push(group);
+        }
         out.push(Partner {
             system: partner,
             url,
             ca: base.join(&entry.ca),
             home_domains,
+            interconnection_groups,
         });
     }
     Ok(out)
@@ -213,23 +241,38 @@ fn users(entries: &[UserEntry], system: &SystemId, partners: &[Partner]) -> Buil
                 Reason::AdministratorMayNotReceive,
             );
         }
-        let mut provides = Seen::default();
-        let mut provides_to = Vec::with_capacity(entry.provides_to.len());
-        for (j, text) in entry.provides_to.iter().enumerate() {
-            let here = format!("{key}.provides_to[{j}]");
-            let partner: SystemId = id(&here, text)?;
-            if !partners.iter().any(|p| p.system == partner) {
-                return fail(here, Reason::UnknownPartner { system: partner });
-            }
-            provides.first(partner.clone(), &here)?;
-            provides_to.push(partner);
-        }
         out.push(User {
             id: user,
             may_receive,
-            provides_to,
+            provides_to: partner_list(&format!("{key}.provides_to"), &entry.provides_to, partners)?,
+            membership_updates_to: partner_list(
+                &format!("{key}.group_membership_update_to"),
+                &entry.group_membership_update_to,
+                partners,
+            )?,
+            migrations_to: partner_list(
+                &format!("{key}.user_migration_management_to"),
+                &entry.user_migration_management_to,
+                partners,
+            )?,
             administrator,
         });
+    }
+    Ok(out)
+}
+
+/// A list of configured partners, each once.
+fn partner_list(key: &str, texts: &[String], partners: &[Partner]) -> Built<Vec<SystemId>> {
+    let mut seen = Seen::default();
+    let mut out = Vec::with_capacity(texts.len());
+    for (j, text) in texts.iter().enumerate() {
+        let here = format!("{key}[{j}]");
+        let partner: SystemId = id(&here, text)?;
+        if !partners.iter().any(|p| p.system == partner) {
+            return fail(here, Reason::UnknownPartner { system: partner });
+        }
+        seen.first(partner.clone(), &here)?;
+        out.push(partner);
     }
     Ok(out)
 }

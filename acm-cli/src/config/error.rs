@@ -104,6 +104,14 @@ pub enum Reason {
         /// This system.
         system: SystemId,
     },
+    /// An interconnection group whose host is not a home domain of the partner it is
+    /// listed under.
+    NotHomedAtPartner {
+        /// The group's host.
+        host: String,
+        /// The partner.
+        partner: SystemId,
+    },
     /// A system named that is not a configured partner.
     UnknownPartner {
         /// The system named.
@@ -204,6 +212,7 @@ impl Reason {
             Self::Type { .. } => "wrong_type",
             Self::InvalidId(_) => "invalid_id",
             Self::NotOfThisSystem { .. } => "not_of_this_system",
+            Self::NotHomedAtPartner { .. } => "not_homed_at_partner",
             Self::UnknownPartner { .. } => "unknown_partner",
             Self::UnknownUser { .. } => "unknown_user",
             Self::Duplicate { .. } => "duplicate",
@@ -249,6 +258,10 @@ impl fmt::Display for Reason {
             Self::NotOfThisSystem { host, system } => {
                 write!(f, "belongs to {host}, not to this MC system {system}")
             }
+            Self::NotHomedAtPartner { host, partner } => write!(
+                f,
+                "{host} is not one of the home domains of {partner} (partners.home_domains)"
+            ),
             Self::UnknownPartner { system } => write!(
                 f,
                 "{system} is not a configured partner (add it to [[partners]])"

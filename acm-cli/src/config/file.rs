@@ -65,6 +65,8 @@ pub(super) struct PartnerEntry {
     pub url: String,
     pub ca: PathBuf,
     pub home_domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub interconnection_groups: Vec<String>,
 }
 
 /// One `[[users]]` entry.
@@ -75,6 +77,10 @@ pub(super) struct UserEntry {
     pub may_receive: Option<bool>,
     #[serde(default)]
     pub provides_to: Vec<String>,
+    #[serde(default)]
+    pub group_membership_update_to: Vec<String>,
+    #[serde(default)]
+    pub user_migration_management_to: Vec<String>,
     pub administrator: Option<bool>,
 }
 
@@ -91,6 +97,8 @@ pub(super) struct AliasEntry {
 #[serde(deny_unknown_fields)]
 pub(super) struct ProcessingTable {
     pub interconnection_group_identity_provision: Option<Processing>,
+    pub group_membership_update: Option<Processing>,
+    pub user_migration_management: Option<Processing>,
 }
 
 /// `[store]`.

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use acm_core::{
-    AcmRequestKind, FunctionalAlias, McServiceId, Processing, ServerConfig, StaticDirectory,
-    SystemId,
+    AcmRequestKind, FunctionalAlias, GroupId, McServiceId, Processing, ServerConfig,
+    StaticDirectory, SystemId,
 };
 
 pub use error::{ConfigFileError, Reason};
@@ -100,6 +100,9 @@ pub struct Partner {
     pub ca: PathBuf,
     /// The domains the partner is group home system for.
     pub home_domains: Vec<SystemId>,
+    /// The partner's groups known here as interconnection groups (a group membership
+    /// update from the partner may name only these).
+    pub interconnection_groups: Vec<GroupId>,
 }
 
 /// One user of this MC system.
@@ -109,8 +112,12 @@ pub struct User {
     pub id: McServiceId,
     /// Whether ACM requests may be offered to the user.
     pub may_receive: bool,
-    /// The partners the user may provide ACM requests to.
+    /// The partners the user may provide interconnection group IDs to.
     pub provides_to: Vec<SystemId>,
+    /// The partners the user may send group membership updates to.
+    pub membership_updates_to: Vec<SystemId>,
+    /// The partners the user may send user migration management requests to.
+    pub migrations_to: Vec<SystemId>,
     /// Whether the user is an ACM administrator (receives requests to the ACM server).
     pub administrator: bool,
 }
@@ -216,6 +223,9 @@ impl Config {
         for partner in &self.partners {
             directory =
                 directory.with_partner(partner.system.clone(), partner.home_domains.clone());
+            for group in &partner.interconnection_groups {
+                directory.add_interconnection_group(group.clone());
+            }
         }
         for user in &self.users {
             directory = if user.administrator {
@@ -223,8 +233,20 @@ impl Config {
             } else {
                 directory.with_user(user.id.clone(), user.may_receive)
             };
-            for partner in &user.provides_to {
-                directory = directory.with_provider(user.id.clone(), partner.clone());
+            for (kind, partners) in [
+                (
+                    AcmRequestKind::InterconnectionGroupIdentityProvision,
+                    &user.provides_to,
+                ),
+                (
+                    AcmRequestKind::GroupMembershipUpdate,
+                    &user.membership_updates_to,
+                ),
+                (AcmRequestKind::UserMigrationManagement, &user.migrations_to),
+            ] {
+                for partner in partners {
+                    directory.grant(user.id.clone(), partner.clone(), kind);
+                }
             }
         }
         for alias in &self.functional_aliases {

@@ -878,3 +878,115 @@ fn a_config_file_that_cannot_be_read_is_refused() {
     assert_eq!(e.key, "");
     assert_eq!(e.code(), "cannot_read_config");
 }
+
+#[test]
+fn each_kind_has_its_processing_key() {
+    let c = Config::parse(
+        &with(
+            "[processing]\ngroup_membership_update = \"auto_accept\"\n\
+             user_migration_management = \"not_accepted\"",
+        ),
+        base_dir(),
+    )
+    .unwrap();
+    let d = c.directory();
+    let from = sys("mc-b.example");
+    for (kind, expected) in [
+        (
+            AcmRequestKind::InterconnectionGroupIdentityProvision,
+            Processing::Manual,
+        ),
+        (
+            AcmRequestKind::GroupMembershipUpdate,
+            Processing::AutoAccept,
+        ),
+        (
+            AcmRequestKind::UserMigrationManagement,
+            Processing::NotAccepted,
+        ),
+    ] {
+        assert_eq!(
+            block_on(d.processing(kind, &from)).unwrap(),
+            expected,
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn each_kind_is_authorised_by_its_own_key() {
+    let c = Config::parse(
+        &edit(
+            "provides_to = [\"mc-b.example\"]",
+            "provides_to = [\"mc-b.example\"]\ngroup_membership_update_to = [\"mc-c.example\"]",
+        ),
+        base_dir(),
+    )
+    .unwrap();
+    let d = c.directory();
+    let alice: McServiceId = "sip:alice@mc-a.example".parse().unwrap();
+    let body = |kind| match kind {
+        AcmRequestKind::GroupMembershipUpdate => AcmRequestBody::membership(
+            "sip:tac@mc-a.example".parse().unwrap(),
+            [],
+            acm_core::MembershipOperation::Add,
+            None,
+        ),
+        AcmRequestKind::UserMigrationManagement => {
+            AcmRequestBody::migration([], acm_core::MigrationOperation::Add)
+        }
+        _ => AcmRequestBody::provision([]),
+    };
+    let asks = |partner: &str, kind| {
+        let mut request = request_to(partner, alice.as_str());
+        request.body = body(kind);
+        block_on(d.authorize(&request)).unwrap().is_ok()
+    };
+    assert!(asks(
+        "mc-b.example",
+        AcmRequestKind::InterconnectionGroupIdentityProvision
+    ));
+    assert!(!asks(
+        "mc-c.example",
+        AcmRequestKind::InterconnectionGroupIdentityProvision
+    ));
+    assert!(asks("mc-c.example", AcmRequestKind::GroupMembershipUpdate));
+    assert!(!asks("mc-b.example", AcmRequestKind::GroupMembershipUpdate));
+    assert!(!asks(
+        "mc-b.example",
+        AcmRequestKind::UserMigrationManagement
+    ));
+    let e = refusal(&edit(
+        "provides_to = [\"mc-b.example\"]",
+        "user_migration_management_to = [\"mc-b.example\", \"mc-b.example\"]",
+    ));
+    assert_refused(&e, "users[0].user_migration_management_to[1]", "duplicate");
+}
+
+#[test]
+fn a_partners_interconnection_groups_reach_the_directory() {
+    let c = Config::parse(
+        &edit(
+            "ca = \"certs/b-ca.pem\"",
+            "ca = \"certs/b-ca.pem\"\ninterconnection_groups = [\"sip:fire-1@mc-b.example\"]",
+        ),
+        base_dir(),
+    )
+    .unwrap();
+    let d = c.directory();
+    let known = |group: &str, from: &str| {
+        block_on(d.is_interconnection_group(&group.parse().unwrap(), &sys(from))).unwrap()
+    };
+    assert!(known("sip:fire-1@mc-b.example", "mc-b.example"));
+    assert!(!known("sip:fire-2@mc-b.example", "mc-b.example"));
+    assert!(!known("sip:fire-1@mc-b.example", "mc-c.example"));
+    let e = refusal(&edit(
+        "ca = \"certs/b-ca.pem\"",
+        "ca = \"certs/b-ca.pem\"\ninterconnection_groups = [\"sip:fire-1@mc-c.example\"]",
+    ));
+    assert_refused(
+        &e,
+        "partners[0].interconnection_groups[0]",
+        "not_homed_at_partner",
+    );
+}
