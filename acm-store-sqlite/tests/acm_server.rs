@@ -957,3 +957,76 @@ fn a_small_projection_cache_changes_nothing_but_speed() {
         }
     });
 }
+
+/// A group membership update on SQLite: B's per-user results are kept in its `Verified`
+/// event and A's in `ResponseReceived`, so servers restarted with empty caches (every state
+/// read back from the files) answer and report them, urgency and all.
+#[test]
+fn a_membership_updates_results_survive_restarts_on_sqlite() {
+    use acm_core::{
+        AcmRequestKind, GroupId, MembershipOperation, Outcome, Submission, Urgency, UserRefusal,
+        UserResult,
+    };
+    futures_executor::block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sys = systems(&dir).await;
+        let b_id = sys.b.id.clone();
+        let group: GroupId = id("sip:tac-1@mc-a.example");
+        sys.a
+            .directory
+            .grant(alice(), b_id.clone(), AcmRequestKind::GroupMembershipUpdate);
+        sys.b.directory.add_interconnection_group(group.clone());
+        let stranger: McServiceId = id("sip:zoe@mc-b.example");
+        let request = sys
+            .a
+            .server
+            .submit(
+                &alice(),
+                Submission::membership(
+                    b_id,
+                    Target::User(bob()),
+                    group,
+                    [carol(), stranger.clone()],
+                    MembershipOperation::Delete,
+                    Some(Urgency::Urgent),
+                ),
+            )
+            .await
+            .unwrap();
+        sys.settle().await.unwrap();
+
+        sys.b.restart(&sys.network).await.unwrap();
+        assert_eq!(sys.b.server.cached(), 0);
+        let download = sys.b.server.download_pending(&bob()).await.unwrap();
+        assert!(
+            matches!(&download.items[..], [PendingItem::Request { request: r, .. }]
+            if r.request_id == request && r.body.urgency() == Urgency::Urgent)
+        );
+        sys.b
+            .server
+            .respond(&bob(), None, request, Decision::Accept)
+            .await
+            .unwrap();
+        sys.settle().await.unwrap();
+
+        sys.a.restart(&sys.network).await.unwrap();
+        let RequestState::Primary(p) = sys.a.server.state(request).await.unwrap() else {
+            panic!("A is the primary");
+        };
+        let response = p.response.unwrap().1;
+        assert_eq!(response.outcome, Outcome::Accepted);
+        assert_eq!(
+            &response.user_results[..],
+            [
+                UserResult::Applied { user: carol() },
+                UserResult::Refused {
+                    user: stranger,
+                    reason: UserRefusal::UnknownUser
+                }
+            ]
+        );
+        assert!(sys.a.store.verify().await.unwrap().is_intact());
+        assert!(sys.b.store.verify().await.unwrap().is_intact());
+        close(&sys).await;
+    });
+}
