@@ -5,8 +5,9 @@
 //! system, a requester) is an error instead of being silently dropped.
 
 use acm_core::{
-    AcmRequest, AcmResponse, DownloadedItem, FunctionalAlias, GroupId, McServiceId, MessageId,
-    PartnerAck, RequestId, SystemId, Target,
+    AcmRequest, AcmRequestBody, AcmRequestKind, AcmResponse, DownloadedItem, FunctionalAlias,
+    GroupId, McServiceId, MembershipOperation, MessageId, MigrationOperation, PartnerAck,
+    RequestId, SystemId, Target, Urgency,
 };
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,11 @@ pub mod client_routes {
     /// Submit an interconnection group identity provision request (step 1).
     pub const PROVISION_REQUESTS: &str =
         "/acm/v1/interconnection-group-identity-provision/requests";
+    /// Submit a group membership update request (step 1).
+    pub const MEMBERSHIP_REQUESTS: &str = "/acm/v1/group-membership-update/requests";
+    /// Submit a user migration management request: the add or remove user configuration
+    /// request (step 1).
+    pub const MIGRATION_REQUESTS: &str = "/acm/v1/user-migration-management/requests";
     /// One request as its requester sees it (`GET`).
     pub const REQUEST: &str = "/acm/v1/requests/{request_id}";
     /// Withdraw one's own request (`POST`).
@@ -80,6 +86,84 @@ pub struct ProvisionSubmission {
     /// The requester; when given it must be the token's user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester: Option<McServiceId>,
+}
+
+/// Step 1: a group membership update request, as the client writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "partner": "mc-b.example",
+    "target": {"kind": "user", "id": "sip:bob@mc-b.example"},
+    "group": "sip:fire-ops@mc-a.example",
+    "users": ["sip:carol@mc-b.example"],
+    "operation": "add",
+    "urgency": "urgent"
+}))]
+pub struct MembershipSubmission {
+    /// The partner MC system.
+    pub partner: SystemId,
+    /// A user or functional alias of the partner system.
+    pub target: Target,
+    /// The MC service group, homed in the requester's MC system.
+    pub group: GroupId,
+    /// The partner system's users the operation is for.
+    pub users: Vec<McServiceId>,
+    /// `add` to or `delete` from the group.
+    pub operation: MembershipOperation,
+    /// `normal`, `urgent` or `emergency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<Urgency>,
+    /// The requester's functional alias, if they send as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_alias: Option<FunctionalAlias>,
+    /// The requester; when given it must be the token's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<McServiceId>,
+}
+
+/// Step 1: a user migration management request, as the client writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "partner": "mc-b.example",
+    "target": {"kind": "user", "id": "sip:bob@mc-b.example"},
+    "users": ["sip:erin@mc-a.example"],
+    "operation": "add"
+}))]
+pub struct MigrationSubmission {
+    /// The partner MC system.
+    pub partner: SystemId,
+    /// Who in the partner system is to answer.
+    pub target: Target,
+    /// Users of the requester's MC system.
+    pub users: Vec<McServiceId>,
+    /// `add` to or `remove` from those authorised to migrate to the partner.
+    pub operation: MigrationOperation,
+    /// The requester's functional alias, if they send as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_alias: Option<FunctionalAlias>,
+    /// The requester; when given it must be the token's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<McServiceId>,
+}
+
+impl MembershipSubmission {
+    /// The request body it asks for.
+    pub fn body(&self) -> AcmRequestBody {
+        AcmRequestBody::membership(
+            self.group.clone(),
+            self.users.iter().cloned(),
+            self.operation,
+            self.urgency,
+        )
+    }
+}
+
+impl MigrationSubmission {
+    /// The request body it asks for.
+    pub fn body(&self) -> AcmRequestBody {
+        AcmRequestBody::migration(self.users.iter().cloned(), self.operation)
+    }
 }
 
 /// What a queued submission gets (steps 2–3 passed: authorised, queued for the partner).
@@ -187,6 +271,8 @@ pub struct PartnerAckBody {
 pub struct RequestStatus {
     /// The request's id.
     pub request_id: RequestId,
+    /// The ACM request kind.
+    pub kind: AcmRequestKind,
     /// Where it stands, in one word: `refused`, `queued` (owed to the partner),
     /// `stored_at_partner` (step 4b), `undeliverable`, `withdrawn` or `answered`.
     #[schema(schema_with = words::stage)]
@@ -195,8 +281,11 @@ pub struct RequestStatus {
     pub partner: SystemId,
     /// Who there.
     pub target: Target,
-    /// The MC service group IDs.
+    /// The MC service group IDs (a membership update's one group; none for a migration).
     pub groups: Vec<GroupId>,
+    /// The MC service IDs a membership update or a migration lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<McServiceId>,
     /// When it was submitted.
     pub submitted_at: chrono::DateTime<chrono::Utc>,
     /// Step 2's refusal code, when refused.

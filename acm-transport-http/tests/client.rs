@@ -267,6 +267,7 @@ async fn status(headers: HeaderMap, Path(request_id): Path<String>) -> Response 
             StatusCode::OK,
             &serde_json::json!({
                 "request_id": QUEUED,
+                "kind": "interconnection_group_identity_provision",
                 "stage": "queued",
                 "partner": "mc-b.example",
                 "target": {"kind": "user", "id": "sip:bob@mc-b.example"},

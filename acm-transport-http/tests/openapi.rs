@@ -35,7 +35,7 @@ fn the_document_lists_every_route_and_every_problem_type() {
         .as_object()
         .map(serde_json::Map::len)
         .unwrap_or_default();
-    assert_eq!(paths, 10, "seven client routes and three partner routes");
+    assert_eq!(paths, 12, "nine client routes and three partner routes");
     let description = doc["info"]["description"].as_str().unwrap_or_default();
     for kind in PROBLEM_KINDS {
         assert!(

@@ -102,9 +102,18 @@ pub fn config_text(
     other_partner: u16,
 ) -> String {
     let users = if me == A {
-        format!("[[users]]\nid = \"{ALICE}\"\nmay_receive = false\nprovides_to = [\"{other}\"]\n")
+        format!(
+            "[[users]]\nid = \"{ALICE}\"\nmay_receive = false\nprovides_to = [\"{other}\"]\n\
+             group_membership_update_to = [\"{other}\"]\nuser_migration_management_to = [\"{other}\"]\n"
+        )
     } else {
         format!("[[users]]\nid = \"{BOB}\"\n")
+    };
+    // B knows A's tac-1 as an interconnection group (a membership update may name it).
+    let groups = if me == B {
+        format!("interconnection_groups = [\"sip:tac-1@{other}\"]\n")
+    } else {
+        String::new()
     };
     format!(
         r#"[system]
@@ -122,10 +131,12 @@ key = "certs/{me}/key.pem"
 system = "{other}"
 url = "https://localhost:{other_partner}"
 ca = "certs/{other}/ca.pem"
-
+{groups}
 {users}
 [processing]
 interconnection_group_identity_provision = "manual"
+group_membership_update = "manual"
+user_migration_management = "manual"
 
 [store]
 path = "stores/{me}.db"
@@ -150,6 +161,8 @@ pub struct Tweaks {
     pub timing: Vec<String>,
     /// The processing policy instead of `manual`.
     pub processing: Option<&'static str>,
+    /// The processing policy of other kinds than provision: (`[processing]` key, policy).
+    pub kind_processing: Vec<(&'static str, &'static str)>,
     /// The partner's URL instead of the other server's partner API (a listener that never
     /// answers, say).
     pub partner_url: Option<String>,
@@ -177,6 +190,12 @@ pub fn tweaked_config(
         text = text.replace(
             "interconnection_group_identity_provision = \"manual\"",
             &format!("interconnection_group_identity_provision = \"{policy}\""),
+        );
+    }
+    for (kind, policy) in &tweaks.kind_processing {
+        text = text.replace(
+            &format!("{kind} = \"manual\""),
+            &format!("{kind} = \"{policy}\""),
         );
     }
     if let Some(store) = &tweaks.store {

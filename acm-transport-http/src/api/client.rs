@@ -9,8 +9,9 @@ use super::ApiState;
 use super::error::ApiError;
 use super::extract::{Body, Id, Key, User};
 use crate::wire::{
-    Acknowledgement, AcknowledgementRecorded, DecisionKind, ProvisionSubmission, RequestStatus,
-    ResponseSubmission, SubmissionAccepted, WithdrawalAccepted,
+    Acknowledgement, AcknowledgementRecorded, DecisionKind, MembershipSubmission,
+    MigrationSubmission, ProvisionSubmission, RequestStatus, ResponseSubmission,
+    SubmissionAccepted, WithdrawalAccepted,
 };
 
 /// Step 1: submit an interconnection group identity provision request.
@@ -31,20 +32,78 @@ pub(crate) async fn submit(
     Key(key): Key,
     Body(body): Body<ProvisionSubmission>,
 ) -> Result<(StatusCode, Json<SubmissionAccepted>), ApiError> {
-    if let Some(requester) = &body.requester
-        && *requester != user
+    let mut submission = Submission::provision(body.partner, body.target, body.groups);
+    submission.requester_alias = body.requester_alias;
+    submit_as(&state, &user, body.requester.as_ref(), key, submission).await
+}
+
+/// Step 1: submit a group membership update request.
+#[utoipa::path(
+    post,
+    path = "/acm/v1/group-membership-update/requests",
+    tag = "client",
+    request_body = MembershipSubmission,
+    params(("Idempotency-Key" = acm_core::IdempotencyKey, Header, description = "The client's key for this submission (1–255 visible ASCII); a retry with the same key and content gets the first answer")),
+    responses(
+        (status = 202, description = "Authorised (step 2) and queued for the partner (step 3)", body = SubmissionAccepted),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn submit_membership(
+    State(state): State<ApiState>,
+    User(user): User,
+    Key(key): Key,
+    Body(body): Body<MembershipSubmission>,
+) -> Result<(StatusCode, Json<SubmissionAccepted>), ApiError> {
+    let mut submission = Submission::new(body.partner.clone(), body.target.clone(), body.body());
+    submission.requester_alias = body.requester_alias;
+    submit_as(&state, &user, body.requester.as_ref(), key, submission).await
+}
+
+/// Step 1: submit a user migration management request (add or remove user configuration
+/// request).
+#[utoipa::path(
+    post,
+    path = "/acm/v1/user-migration-management/requests",
+    tag = "client",
+    request_body = MigrationSubmission,
+    params(("Idempotency-Key" = acm_core::IdempotencyKey, Header, description = "The client's key for this submission (1–255 visible ASCII); a retry with the same key and content gets the first answer")),
+    responses(
+        (status = 202, description = "Authorised (step 2) and queued for the partner (step 3)", body = SubmissionAccepted),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn submit_migration(
+    State(state): State<ApiState>,
+    User(user): User,
+    Key(key): Key,
+    Body(body): Body<MigrationSubmission>,
+) -> Result<(StatusCode, Json<SubmissionAccepted>), ApiError> {
+    let mut submission = Submission::new(body.partner.clone(), body.target.clone(), body.body());
+    submission.requester_alias = body.requester_alias;
+    submit_as(&state, &user, body.requester.as_ref(), key, submission).await
+}
+
+/// Steps 1–3 for any kind: the body's requester, when it names one, must be the token's.
+async fn submit_as(
+    state: &ApiState,
+    user: &acm_core::McServiceId,
+    requester: Option<&acm_core::McServiceId>,
+    key: acm_core::IdempotencyKey,
+    submission: Submission,
+) -> Result<(StatusCode, Json<SubmissionAccepted>), ApiError> {
+    if let Some(requester) = requester
+        && requester != user
     {
         return Err(ApiError::http(
             "requester_mismatch",
             format!("the token is {user}'s, the body names {requester}"),
         ));
     }
-    let mut submission = Submission::provision(body.partner, body.target, body.groups);
-    submission.requester_alias = body.requester_alias;
     let request_id = state
         .inner
         .server
-        .submit(&user, submission.with_key(key))
+        .submit(user, submission.with_key(key))
         .await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -104,10 +163,12 @@ fn status_of(p: &acm_core::PrimaryState) -> RequestStatus {
     };
     RequestStatus {
         request_id: p.request.request_id,
+        kind: p.request.body.kind(),
         stage: stage.into(),
         partner: p.request.partner.clone(),
         target: p.request.target.clone(),
         groups: p.request.body.groups().to_vec(),
+        users: p.request.body.users().to_vec(),
         submitted_at: p.submitted_at,
         refusal,
         withdrawal: withdrawal.into(),

@@ -184,6 +184,14 @@ impl Api {
         let state = self.state.clone();
         let calls = Router::new()
             .route(client_routes::PROVISION_REQUESTS, post(client::submit))
+            .route(
+                client_routes::MEMBERSHIP_REQUESTS,
+                post(client::submit_membership),
+            )
+            .route(
+                client_routes::MIGRATION_REQUESTS,
+                post(client::submit_migration),
+            )
             .route(client_routes::REQUEST, get(client::status))
             .route(client_routes::WITHDRAWAL, post(client::withdraw))
             .route(client_routes::RESPONSE, post(client::respond))

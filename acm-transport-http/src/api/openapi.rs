@@ -31,10 +31,12 @@ use crate::wire::{client_routes, partner_routes};
 #[openapi(
     info(
         title = "acm: administrative configuration management between interconnected MC systems",
-        description = "The ACM client API (an ACM client and its own ACM server) and the partner API (ACM server to partner ACM server, mutual TLS) of TS 23.280 interconnection group identity provision."
+        description = "The ACM client API (an ACM client and its own ACM server) and the partner API (ACM server to partner ACM server, mutual TLS) of TS 23.280: interconnection group identity provision, group membership update and user migration management."
     ),
     paths(
         client::submit,
+        client::submit_membership,
+        client::submit_migration,
         client::status,
         client::withdraw,
         client::respond,
@@ -47,6 +49,8 @@ use crate::wire::{client_routes, partner_routes};
     ),
     components(schemas(
         crate::wire::ProvisionSubmission,
+        crate::wire::MembershipSubmission,
+        crate::wire::MigrationSubmission,
         crate::wire::SubmissionAccepted,
         crate::wire::ResponseSubmission,
         crate::wire::DecisionKind,
@@ -121,6 +125,59 @@ const PROBLEMS: &[(&str, Method, &[&[&str]])] = &[
                 "empty_group_list",
                 "duplicate_group",
                 "too_many_groups",
+                "target_outside_partner",
+                "request_exists",
+                "directory_unavailable",
+                "busy",
+            ],
+        ],
+    ),
+    (
+        client_routes::MEMBERSHIP_REQUESTS,
+        Method::Post,
+        &[
+            &[TOKEN],
+            ADMISSION,
+            STORE,
+            INTERNAL,
+            JSON_BODY,
+            &[
+                "idempotency_key_missing",
+                "idempotency_key_invalid",
+                "requester_mismatch",
+                "authorization_refused",
+                "idempotency_key_reused",
+                "empty_user_list",
+                "duplicate_user",
+                "too_many_users",
+                "user_outside_partner",
+                "target_must_be_user_or_alias",
+                "target_outside_partner",
+                "request_exists",
+                "directory_unavailable",
+                "busy",
+            ],
+        ],
+    ),
+    (
+        client_routes::MIGRATION_REQUESTS,
+        Method::Post,
+        &[
+            &[TOKEN],
+            ADMISSION,
+            STORE,
+            INTERNAL,
+            JSON_BODY,
+            &[
+                "idempotency_key_missing",
+                "idempotency_key_invalid",
+                "requester_mismatch",
+                "authorization_refused",
+                "idempotency_key_reused",
+                "empty_user_list",
+                "duplicate_user",
+                "too_many_users",
+                "user_not_of_requester_system",
                 "target_outside_partner",
                 "request_exists",
                 "directory_unavailable",
@@ -265,6 +322,7 @@ const CLOSED_VARIANTS: &[(&str, &str)] = &[
     ("RejectionReason", "by"),
     ("Outcome", "result"),
     ("DomainError", "error"),
+    ("UserResult", "result"),
 ];
 
 /// The codes of a group list, [`TOKEN`] expanded.
@@ -367,6 +425,20 @@ pub fn document() -> utoipa::openapi::OpenApi {
 const LINKS: &[(&str, Method, &str, &str, &[&str])] = &[
     (
         client_routes::PROVISION_REQUESTS,
+        Method::Post,
+        "202",
+        "$response.body#/request_id",
+        &["status", "withdraw"],
+    ),
+    (
+        client_routes::MEMBERSHIP_REQUESTS,
+        Method::Post,
+        "202",
+        "$response.body#/request_id",
+        &["status", "withdraw"],
+    ),
+    (
+        client_routes::MIGRATION_REQUESTS,
         Method::Post,
         "202",
         "$response.body#/request_id",

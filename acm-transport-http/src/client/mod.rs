@@ -21,8 +21,9 @@ use rustls::pki_types::pem::PemObject;
 use serde::de::DeserializeOwned;
 
 use crate::wire::{
-    self, Acknowledgement, AcknowledgementRecorded, ProvisionSubmission, RequestStatus,
-    ResponseSubmission, SubmissionAccepted, WithdrawalAccepted, client_routes,
+    self, Acknowledgement, AcknowledgementRecorded, MembershipSubmission, MigrationSubmission,
+    ProvisionSubmission, RequestStatus, ResponseSubmission, SubmissionAccepted, WithdrawalAccepted,
+    client_routes,
 };
 use crate::{PROBLEM_JSON, Problem};
 
@@ -133,11 +134,53 @@ impl AcmClient {
         submission: &ProvisionSubmission,
         idempotency_key: &IdempotencyKey,
     ) -> Result<Submitted, ClientError> {
+        self.submit_to(
+            client_routes::PROVISION_REQUESTS,
+            submission,
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// Step 1: submits a group membership update request; retried as [`Self::submit`].
+    pub async fn submit_membership(
+        &self,
+        submission: &MembershipSubmission,
+        idempotency_key: &IdempotencyKey,
+    ) -> Result<Submitted, ClientError> {
+        self.submit_to(
+            client_routes::MEMBERSHIP_REQUESTS,
+            submission,
+            idempotency_key,
+        )
+        .await
+    }
+
+    /// Step 1: submits a user migration management request; retried as [`Self::submit`].
+    pub async fn submit_migration(
+        &self,
+        submission: &MigrationSubmission,
+        idempotency_key: &IdempotencyKey,
+    ) -> Result<Submitted, ClientError> {
+        self.submit_to(
+            client_routes::MIGRATION_REQUESTS,
+            submission,
+            idempotency_key,
+        )
+        .await
+    }
+
+    async fn submit_to(
+        &self,
+        route: &str,
+        submission: &impl serde::Serialize,
+        idempotency_key: &IdempotencyKey,
+    ) -> Result<Submitted, ClientError> {
         let key = HeaderValue::from_str(idempotency_key.as_str())
             .map_err(|e| ClientError::Config(format!("idempotency key: {e}")))?;
         let response = self
             .send(
-                self.request(Method::POST, client_routes::PROVISION_REQUESTS)?
+                self.request(Method::POST, route)?
                     .header(wire::IDEMPOTENCY_KEY, key)
                     .json(submission),
             )
