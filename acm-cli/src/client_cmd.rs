@@ -4,9 +4,13 @@
 use std::path::PathBuf;
 
 use acm_core::{
-    FunctionalAlias, GroupId, IdempotencyKey, McServiceId, RequestId, SystemId, Target,
+    FunctionalAlias, GroupId, IdempotencyKey, McServiceId, MembershipOperation, MigrationOperation,
+    RequestId, SystemId, Target, Urgency,
 };
-use acm_transport_http::wire::{DecisionKind, ProvisionSubmission, ResponseSubmission};
+use acm_transport_http::wire::{
+    DecisionKind, MembershipSubmission, MigrationSubmission, ProvisionSubmission,
+    ResponseSubmission,
+};
 use acm_transport_http::{AcmClient, ClientError, Submitted};
 use clap::{Args, Subcommand};
 use serde::Serialize;
@@ -29,22 +33,48 @@ pub struct ClientArgs {
     command: ClientCmd,
 }
 
+/// Whom a submission is for, and how it is sent.
+#[derive(Debug, Args)]
+struct To {
+    /// The partner MC system.
+    #[arg(long, env = "ACM_PARTNER")]
+    partner: SystemId,
+    /// The target user in the partner system (or use --target-alias / --target-server).
+    #[arg(long, conflicts_with_all = ["target_alias", "target_server"], env = "ACM_TARGET_USER")]
+    target_user: Option<McServiceId>,
+    /// The target functional alias in the partner system.
+    #[arg(long, conflicts_with = "target_server", env = "ACM_TARGET_ALIAS")]
+    target_alias: Option<FunctionalAlias>,
+    /// Address the partner ACM server itself (its ACM administrators).
+    #[arg(long, env = "ACM_TARGET_SERVER")]
+    target_server: bool,
+    /// Submit as this functional alias of yours.
+    #[arg(long, env = "ACM_ALIAS")]
+    alias: Option<FunctionalAlias>,
+    /// The idempotency key (a new one is made when absent; reuse it to retry safely).
+    #[arg(long, env = "ACM_IDEMPOTENCY_KEY")]
+    key: Option<IdempotencyKey>,
+}
+
+impl To {
+    fn target(&self) -> Result<Target, Failure> {
+        match (&self.target_user, &self.target_alias, self.target_server) {
+            (Some(user), None, false) => Ok(Target::User(user.clone())),
+            (None, Some(alias), false) => Ok(Target::FunctionalAlias(alias.clone())),
+            (None, None, true) => Ok(Target::PartnerServer),
+            _ => Err(Failure::Usage(
+                "give one of --target-user, --target-alias, --target-server".into(),
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum ClientCmd {
     /// Step 1: submit an interconnection group identity provision request.
     Submit {
-        /// The partner MC system.
-        #[arg(long, env = "ACM_PARTNER")]
-        partner: SystemId,
-        /// The target user in the partner system (or use --target-alias / --target-server).
-        #[arg(long, conflicts_with_all = ["target_alias", "target_server"], env = "ACM_TARGET_USER")]
-        target_user: Option<McServiceId>,
-        /// The target functional alias in the partner system.
-        #[arg(long, conflicts_with = "target_server", env = "ACM_TARGET_ALIAS")]
-        target_alias: Option<FunctionalAlias>,
-        /// Address the partner ACM server itself (its ACM administrators).
-        #[arg(long, env = "ACM_TARGET_SERVER")]
-        target_server: bool,
+        #[command(flatten)]
+        to: To,
         /// An MC service group ID homed in your system; repeat for several.
         #[arg(
             long = "group",
@@ -53,12 +83,46 @@ enum ClientCmd {
             value_delimiter = ','
         )]
         groups: Vec<GroupId>,
-        /// Submit as this functional alias of yours.
-        #[arg(long, env = "ACM_ALIAS")]
-        alias: Option<FunctionalAlias>,
-        /// The idempotency key (a new one is made when absent; reuse it to retry safely).
-        #[arg(long, env = "ACM_IDEMPOTENCY_KEY")]
-        key: Option<IdempotencyKey>,
+    },
+    /// Step 1: submit a group membership update request (users of the partner system added
+    /// to or deleted from one group homed in your system).
+    Membership {
+        #[command(flatten)]
+        to: To,
+        /// The MC service group, homed in your system.
+        #[arg(long, env = "ACM_GROUP")]
+        group: GroupId,
+        /// A user of the partner system; repeat for several.
+        #[arg(
+            long = "user",
+            required = true,
+            env = "ACM_USERS",
+            value_delimiter = ','
+        )]
+        users: Vec<McServiceId>,
+        /// `add` or `delete`.
+        #[arg(long, value_enum, env = "ACM_OPERATION")]
+        operation: MembershipOp,
+        /// `normal`, `urgent` or `emergency`.
+        #[arg(long, value_enum, env = "ACM_URGENCY")]
+        urgency: Option<UrgencyArg>,
+    },
+    /// Step 1: submit a user migration management request (users of your system added to
+    /// or removed from those authorised to migrate to the partner system).
+    Migration {
+        #[command(flatten)]
+        to: To,
+        /// A user of your system; repeat for several.
+        #[arg(
+            long = "user",
+            required = true,
+            env = "ACM_USERS",
+            value_delimiter = ','
+        )]
+        users: Vec<McServiceId>,
+        /// `add` or `remove`.
+        #[arg(long, value_enum, env = "ACM_OPERATION")]
+        operation: MigrationOp,
     },
     /// Download your pending ACM data (steps 7b–8, 13b–14); nothing is acknowledged.
     Pending,
@@ -105,6 +169,60 @@ enum Verdict {
     Reject,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MembershipOp {
+    Add,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MigrationOp {
+    Add,
+    Remove,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum UrgencyArg {
+    Normal,
+    Urgent,
+    Emergency,
+}
+
+impl From<MembershipOp> for MembershipOperation {
+    fn from(op: MembershipOp) -> Self {
+        match op {
+            MembershipOp::Add => Self::Add,
+            MembershipOp::Delete => Self::Delete,
+        }
+    }
+}
+
+impl From<MigrationOp> for MigrationOperation {
+    fn from(op: MigrationOp) -> Self {
+        match op {
+            MigrationOp::Add => Self::Add,
+            MigrationOp::Remove => Self::Remove,
+        }
+    }
+}
+
+impl From<UrgencyArg> for Urgency {
+    fn from(urgency: UrgencyArg) -> Self {
+        match urgency {
+            UrgencyArg::Normal => Self::Normal,
+            UrgencyArg::Urgent => Self::Urgent,
+            UrgencyArg::Emergency => Self::Emergency,
+        }
+    }
+}
+
+/// A submission of one of the three kinds.
+enum Body {
+    Provision(ProvisionSubmission),
+    Membership(MembershipSubmission),
+    Migration(MigrationSubmission),
+}
+
 fn print(value: &impl Serialize) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Open(e.to_string()))?;
     println!("{text}");
@@ -130,33 +248,49 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
     let client =
         AcmClient::new(&args.server, &ca, args.token).map_err(|e| Failure::Usage(e.to_string()))?;
     match args.command {
-        ClientCmd::Submit {
-            partner,
-            target_user,
-            target_alias,
-            target_server,
-            groups,
-            alias,
-            key,
-        } => {
-            let target = match (target_user, target_alias, target_server) {
-                (Some(user), None, false) => Target::User(user),
-                (None, Some(alias), false) => Target::FunctionalAlias(alias),
-                (None, None, true) => Target::PartnerServer,
-                _ => {
-                    return Err(Failure::Usage(
-                        "give one of --target-user, --target-alias, --target-server".into(),
-                    ));
-                }
-            };
+        ClientCmd::Submit { to, groups } => {
             let submission = ProvisionSubmission {
-                partner,
-                target,
+                target: to.target()?,
+                partner: to.partner,
                 groups,
-                requester_alias: alias,
+                requester_alias: to.alias,
                 requester: None,
             };
-            submit(&client, &submission, key).await
+            submit(&client, &Body::Provision(submission), to.key).await
+        }
+        ClientCmd::Membership {
+            to,
+            group,
+            users,
+            operation,
+            urgency,
+        } => {
+            let submission = MembershipSubmission {
+                target: to.target()?,
+                partner: to.partner,
+                group,
+                users,
+                operation: operation.into(),
+                urgency: urgency.map(Into::into),
+                requester_alias: to.alias,
+                requester: None,
+            };
+            submit(&client, &Body::Membership(submission), to.key).await
+        }
+        ClientCmd::Migration {
+            to,
+            users,
+            operation,
+        } => {
+            let submission = MigrationSubmission {
+                target: to.target()?,
+                partner: to.partner,
+                users,
+                operation: operation.into(),
+                requester_alias: to.alias,
+                requester: None,
+            };
+            submit(&client, &Body::Migration(submission), to.key).await
         }
         ClientCmd::Pending => print(&client.pending().await.map_err(failed)?),
         ClientCmd::Ack => {
@@ -202,7 +336,7 @@ pub async fn run(args: ClientArgs) -> Result<(), Failure> {
 
 async fn submit(
     client: &AcmClient,
-    submission: &ProvisionSubmission,
+    body: &Body,
     key: Option<IdempotencyKey>,
 ) -> Result<(), Failure> {
     let key = match key {
@@ -212,7 +346,12 @@ async fn submit(
             .parse()
             .map_err(|e: acm_core::IdError| Failure::Usage(e.to_string()))?,
     };
-    match client.submit(submission, &key).await.map_err(failed)? {
+    let answer = match body {
+        Body::Provision(submission) => client.submit(submission, &key).await,
+        Body::Membership(submission) => client.submit_membership(submission, &key).await,
+        Body::Migration(submission) => client.submit_migration(submission, &key).await,
+    };
+    match answer.map_err(failed)? {
         Submitted::Queued(accepted) => print(&serde_json::json!({
             "request_id": accepted.request_id,
             "status": accepted.status,

@@ -272,3 +272,73 @@ async fn each_kinds_bad_submissions_are_refused_and_record_nothing() {
     systems.a.terminate().await;
     systems.b.terminate().await;
 }
+
+/// `acm client membership` and `acm client migration` submit to a running server, print the
+/// request id, and the request is of its kind.
+#[tokio::test]
+async fn acm_client_submits_each_kind() {
+    let mut systems = Systems::start().await;
+    let alice = systems.a.client(ALICE);
+    let ca = systems.certs(A).join("ca.pem");
+    let token = systems.a.token(ALICE);
+    let server = systems.a.client_url();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "client".to_owned(),
+            "--server".to_owned(),
+            server.clone(),
+            "--ca".to_owned(),
+            ca.to_string_lossy().into_owned(),
+            "--token".to_owned(),
+            token.clone(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            common::acm(&args)
+        })
+    };
+    let group = format!("sip:tac-1@{A}");
+    let to = ["--partner", B, "--target-user", BOB];
+    for (kind, extra, expected) in [
+        (
+            "membership",
+            vec![
+                "--group",
+                &group,
+                "--user",
+                BOB,
+                "--operation",
+                "add",
+                "--urgency",
+                "urgent",
+            ],
+            AcmRequestKind::GroupMembershipUpdate,
+        ),
+        (
+            "migration",
+            vec!["--user", ERIN, "--operation", "remove"],
+            AcmRequestKind::UserMigrationManagement,
+        ),
+    ] {
+        let mut args = vec![kind];
+        args.extend(to);
+        args.extend(extra);
+        let (status, out, err) = run(&args).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(status.success(), "acm client {kind}: {err}");
+        let printed: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+        assert_eq!(printed["status"], "queued", "{out}");
+        let request: RequestId = id(printed["request_id"].as_str().unwrap_or_default());
+        let status = until_stage(&alice, request, "stored_at_partner").await;
+        assert_eq!(status.kind, expected);
+    }
+    // A migration without its operation is a usage error, and nothing is sent.
+    let mut args = vec!["migration"];
+    args.extend(to);
+    args.extend(["--user", ERIN]);
+    let (status, _, err) = run(&args).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(2), "{err}");
+    systems.a.terminate().await;
+    systems.b.terminate().await;
+}
