@@ -104,6 +104,22 @@ const PARTNER: &[&str] = &[
     "wrong_side",
 ];
 
+/// What every submission (of any kind) can be answered besides its body's own refusals.
+const SUBMISSION: &[&str] = &[
+    "idempotency_key_missing",
+    "idempotency_key_invalid",
+    "requester_mismatch",
+    "authorization_refused",
+    "idempotency_key_reused",
+    "target_outside_partner",
+    "request_exists",
+    "directory_unavailable",
+    "busy",
+];
+
+/// The refusals of a membership update's or a migration's user list.
+const USER_LIST: &[&str] = &["empty_user_list", "duplicate_user", "too_many_users"];
+
 /// Every operation's problems, as groups of codes ([`TOKEN`] stands for every `token_*`
 /// kind): the error answers the document lists. Each code is one of [`PROBLEM_KINDS`].
 const PROBLEMS: &[(&str, Method, &[&[&str]])] = &[
@@ -116,20 +132,8 @@ const PROBLEMS: &[(&str, Method, &[&[&str]])] = &[
             STORE,
             INTERNAL,
             JSON_BODY,
-            &[
-                "idempotency_key_missing",
-                "idempotency_key_invalid",
-                "requester_mismatch",
-                "authorization_refused",
-                "idempotency_key_reused",
-                "empty_group_list",
-                "duplicate_group",
-                "too_many_groups",
-                "target_outside_partner",
-                "request_exists",
-                "directory_unavailable",
-                "busy",
-            ],
+            SUBMISSION,
+            &["empty_group_list", "duplicate_group", "too_many_groups"],
         ],
     ),
     (
@@ -141,22 +145,9 @@ const PROBLEMS: &[(&str, Method, &[&[&str]])] = &[
             STORE,
             INTERNAL,
             JSON_BODY,
-            &[
-                "idempotency_key_missing",
-                "idempotency_key_invalid",
-                "requester_mismatch",
-                "authorization_refused",
-                "idempotency_key_reused",
-                "empty_user_list",
-                "duplicate_user",
-                "too_many_users",
-                "user_outside_partner",
-                "target_must_be_user_or_alias",
-                "target_outside_partner",
-                "request_exists",
-                "directory_unavailable",
-                "busy",
-            ],
+            SUBMISSION,
+            USER_LIST,
+            &["user_outside_partner", "target_must_be_user_or_alias"],
         ],
     ),
     (
@@ -168,21 +159,9 @@ const PROBLEMS: &[(&str, Method, &[&[&str]])] = &[
             STORE,
             INTERNAL,
             JSON_BODY,
-            &[
-                "idempotency_key_missing",
-                "idempotency_key_invalid",
-                "requester_mismatch",
-                "authorization_refused",
-                "idempotency_key_reused",
-                "empty_user_list",
-                "duplicate_user",
-                "too_many_users",
-                "user_not_of_requester_system",
-                "target_outside_partner",
-                "request_exists",
-                "directory_unavailable",
-                "busy",
-            ],
+            SUBMISSION,
+            USER_LIST,
+            &["user_not_of_requester_system"],
         ],
     ),
     (
