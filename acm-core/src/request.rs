@@ -346,6 +346,21 @@ pub struct AcmRequest {
     pub body: AcmRequestBody,
 }
 
+impl AcmRequest {
+    /// The structural rules both systems check: the body's (list sizes, duplicates), and
+    /// that a group membership update names a user or a functional alias, not the partner
+    /// ACM server.
+    pub fn validate(&self, limits: &Limits) -> Result<(), DomainError> {
+        self.body.validate(limits)?;
+        if matches!(self.body, AcmRequestBody::GroupMembershipUpdate { .. })
+            && matches!(self.target, Target::PartnerServer)
+        {
+            return Err(DomainError::TargetMustBeUserOrAlias);
+        }
+        Ok(())
+    }
+}
+
 /// Who answered an ACM request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]

@@ -6,8 +6,8 @@
 
 use acm_core::{
     AcmRequestKind, Decision, GroupId, McServiceId, MembershipOperation, MigrationOperation,
-    Outcome, PendingItem, Processing, RejectionReason, RequestState, Submission, SystemId, Target,
-    Urgency, UserRefusal, UserResult, VerificationFailure,
+    Outcome, PendingItem, Processing, RejectionReason, Submission, SystemId, Target, Urgency,
+    UserRefusal, UserResult, VerificationFailure,
 };
 use acm_store_memory::fixture::{TwoSystems, alice, bob, carol, id, provision};
 use futures_executor::block_on;
@@ -31,11 +31,12 @@ async fn systems() -> TwoSystems {
     sys
 }
 
-fn response_at_a(state: RequestState) -> acm_core::AcmResponse {
-    match state {
-        RequestState::Primary(p) => p.response.expect("a response at A").1,
-        other => panic!("expected a primary state, got {other:?}"),
-    }
+async fn response_at_a(sys: &TwoSystems, request: acm_core::RequestId) -> acm_core::AcmResponse {
+    sys.a
+        .response(request)
+        .await
+        .unwrap()
+        .expect("a response at A")
 }
 
 #[test]
@@ -79,7 +80,7 @@ fn a_membership_update_comes_back_with_a_result_per_user_and_runs_the_hook() {
             .await
             .unwrap();
         sys.settle().await.unwrap();
-        let response = response_at_a(sys.a.server.state(update_id).await.unwrap());
+        let response = response_at_a(&sys, update_id).await;
         assert_eq!(response.outcome, Outcome::Accepted);
         assert_eq!(
             &response.user_results[..],
@@ -110,7 +111,7 @@ fn an_update_of_a_group_unknown_at_the_partner_is_rejected_with_the_reason() {
         );
         let request = sys.a.server.submit(&alice(), update).await.unwrap();
         sys.settle().await.unwrap();
-        let response = response_at_a(sys.a.server.state(request).await.unwrap());
+        let response = response_at_a(&sys, request).await;
         assert_eq!(
             response.outcome,
             Outcome::Rejected {
@@ -139,7 +140,7 @@ fn a_migration_is_answered_and_a_kind_not_accepted_is_refused_with_its_reason() 
         let accepted = sys.a.server.submit(&alice(), migration()).await.unwrap();
         sys.settle().await.unwrap();
         sys.bob_answers(accepted, Decision::Accept).await.unwrap();
-        let response = response_at_a(sys.a.server.state(accepted).await.unwrap());
+        let response = response_at_a(&sys, accepted).await;
         assert_eq!(response.outcome, Outcome::Accepted);
         assert!(response.user_results.is_empty());
         assert_eq!(sys.b.hook.calls(), [accepted]);
@@ -150,7 +151,7 @@ fn a_migration_is_answered_and_a_kind_not_accepted_is_refused_with_its_reason() 
         );
         let refused = sys.a.server.submit(&alice(), migration()).await.unwrap();
         sys.settle().await.unwrap();
-        let response = response_at_a(sys.a.server.state(refused).await.unwrap());
+        let response = response_at_a(&sys, refused).await;
         assert_eq!(
             response.outcome,
             Outcome::Rejected {

@@ -45,10 +45,11 @@ async fn pending(server: &AcmServer, user: &McServiceId) -> Vec<RequestId> {
 }
 
 async fn response_of(sys: &TwoSystems, request: RequestId) -> AcmResponse {
-    match sys.a.server.state(request).await.unwrap() {
-        RequestState::Primary(p) => p.response.expect("a response at A").1,
-        other => panic!("expected a primary state, got {other:?}"),
-    }
+    sys.a
+        .response(request)
+        .await
+        .unwrap()
+        .expect("a response at A")
 }
 
 /// Acknowledges every item of a download.

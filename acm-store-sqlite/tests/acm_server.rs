@@ -1010,10 +1010,12 @@ fn a_membership_updates_results_survive_restarts_on_sqlite() {
         sys.settle().await.unwrap();
 
         sys.a.restart(&sys.network).await.unwrap();
-        let RequestState::Primary(p) = sys.a.server.state(request).await.unwrap() else {
-            panic!("A is the primary");
-        };
-        let response = p.response.unwrap().1;
+        let response = sys
+            .a
+            .response(request)
+            .await
+            .unwrap()
+            .expect("a response at A");
         assert_eq!(response.outcome, Outcome::Accepted);
         assert_eq!(
             &response.user_results[..],

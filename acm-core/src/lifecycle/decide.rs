@@ -31,14 +31,12 @@ fn check_reason(reason: Option<&String>) -> Result<(), DomainError> {
     }
 }
 
-/// The rules of each kind that the primary can check before anything is sent: whom a
-/// membership update may address and whose users it lists, whose users a migration lists.
+/// The rules of each kind that only the primary can check before anything is sent: whose
+/// users a membership update or a migration lists (at the partner, a membership update's
+/// user of another system is a per-user refusal, not a malformed request).
 fn check_body(request: &AcmRequest) -> Result<(), DomainError> {
     match &request.body {
         AcmRequestBody::GroupMembershipUpdate { users, .. } => {
-            if matches!(request.target, Target::PartnerServer) {
-                return Err(DomainError::TargetMustBeUserOrAlias);
-            }
             match users.iter().find(|u| u.host() != request.partner.as_str()) {
                 Some(user) => Err(DomainError::UserOutsidePartner {
                     user: user.clone(),
@@ -65,19 +63,16 @@ fn user_results(request: &AcmRequest, facts: &ReceiptFacts) -> Arc<[UserResult]>
     users
         .iter()
         .map(|user| {
-            let refusal = if user.host() != facts.local.as_str() {
-                Some(UserRefusal::NotOfThisSystem)
-            } else if facts.unknown_users.contains(user) {
-                Some(UserRefusal::UnknownUser)
-            } else {
-                None
+            let refused = |reason| UserResult::Refused {
+                user: user.clone(),
+                reason,
             };
-            match refusal {
-                None => UserResult::Applied { user: user.clone() },
-                Some(reason) => UserResult::Refused {
-                    user: user.clone(),
-                    reason,
-                },
+            if user.host() != facts.local.as_str() {
+                refused(UserRefusal::NotOfThisSystem)
+            } else if facts.unknown_users.contains(user) {
+                refused(UserRefusal::UnknownUser)
+            } else {
+                UserResult::Applied { user: user.clone() }
             }
         })
         .collect()
@@ -146,16 +141,8 @@ fn verify(
         });
     }
     request
-        .body
         .validate(&facts.limits)
         .map_err(|error| VerificationFailure::Malformed { error })?;
-    if let (AcmRequestBody::GroupMembershipUpdate { .. }, Target::PartnerServer) =
-        (&request.body, &request.target)
-    {
-        return Err(VerificationFailure::Malformed {
-            error: DomainError::TargetMustBeUserOrAlias,
-        });
-    }
     if request.partner != facts.local {
         return Err(VerificationFailure::NotAddressedToThisSystem {
             partner: request.partner.clone(),
@@ -255,7 +242,7 @@ pub fn decide(state: &RequestState, command: &Command) -> Result<Vec<Event>, Dom
             if !matches!(state, RequestState::Empty) {
                 return Err(DomainError::RequestExists);
             }
-            request.body.validate(limits)?;
+            request.validate(limits)?;
             if !target_in(&request.target, &request.partner) {
                 return Err(DomainError::TargetOutsidePartner {
                     partner: request.partner.clone(),

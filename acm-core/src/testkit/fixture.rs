@@ -86,6 +86,18 @@ impl<S: AcmStore + 'static> System<S> {
         })
     }
 
+    /// The response this system, as the primary of `request`, has stored for it: `None`
+    /// before step 11, or when `request` is not this system's own.
+    pub async fn response(
+        &self,
+        request: RequestId,
+    ) -> Result<Option<crate::AcmResponse>, ServiceError> {
+        Ok(match self.server.state(request).await? {
+            crate::RequestState::Primary(p) => p.response.map(|(_, r)| r),
+            _ => None,
+        })
+    }
+
     /// Logs `user` on at this system's server.
     pub async fn log_on(&self, user: &McServiceId) -> Result<Session, ServiceError> {
         self.server.log_on(user).await
