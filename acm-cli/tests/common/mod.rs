@@ -309,6 +309,14 @@ impl Server {
     /// Waits until `/readyz` answers 200; panics with the server's standard error if it
     /// exits first.
     pub async fn wait_ready(&mut self) {
+        if let Err(why) = self.ready().await {
+            panic!("{why}");
+        }
+    }
+
+    /// Waits until `/readyz` answers 200; why not, with the server's standard error, if it
+    /// exits first or takes too long.
+    async fn ready(&mut self) -> Result<(), String> {
         let http = https(
             acm_transport_http::client_api_client_config(&self.ca_pem)
                 .unwrap_or_else(|e| panic!("client TLS: {e}")),
@@ -334,15 +342,23 @@ impl Server {
         })
         .await;
         match ready {
-            Ok(Ok(())) => {}
-            Ok(Err(status)) => panic!(
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(status)) => Err(format!(
                 "acm serve for {system} exited ({status}) before it was ready:\n{}",
                 self.stderr()
-            ),
-            Err(elapsed) => panic!(
+            )),
+            Err(elapsed) => Err(format!(
                 "acm serve for {system} not ready ({elapsed}):\n{}",
                 self.stderr()
-            ),
+            )),
+        }
+    }
+
+    /// Kills the process, if one runs, and waits for it.
+    fn discard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
@@ -513,11 +529,8 @@ impl Systems {
         std::fs::create_dir_all(root.join("logs"))
             .unwrap_or_else(|e| panic!("logs directory: {e}"));
 
-        let mut taken = Vec::new();
-        let ports: Vec<u16> = (0..4).map(|_| free_port(&mut taken)).collect();
-        drop(taken);
         let token_key = read(&certs.join("tokens").join("token-key.pem"));
-        let server = |(i, (me, other)): (usize, (&'static str, &'static str))| {
+        let server = |ports: &[u16], (i, (me, other)): (usize, (&'static str, &'static str))| {
             let [client, partner] = [ports[2 * i], ports[2 * i + 1]];
             let config = root.join(format!("{me}.toml"));
             let tweaks = if i == 0 { a } else { b };
@@ -548,13 +561,32 @@ impl Systems {
                 issuer,
             }
         };
-        let mut a = server((0, (A, B)));
-        let mut b = server((1, (B, A)));
-        a.spawn();
-        b.spawn();
-        a.wait_ready().await;
-        b.wait_ready().await;
-        Self { a, b, dir }
+        // The free ports are released before the servers bind them, so another socket (a
+        // client's, another test's) can take one in between: then the pair starts again on
+        // fresh ports.
+        let mut attempts = 0;
+        loop {
+            let mut taken = Vec::new();
+            let ports: Vec<u16> = (0..4).map(|_| free_port(&mut taken)).collect();
+            drop(taken);
+            let mut a = server(&ports, (0, (A, B)));
+            let mut b = server(&ports, (1, (B, A)));
+            a.spawn();
+            b.spawn();
+            let ready = match a.ready().await {
+                Ok(()) => b.ready().await,
+                Err(why) => Err(why),
+            };
+            match ready {
+                Ok(()) => return Self { a, b, dir },
+                Err(why) if why.contains("Address already in use") && attempts < 5 => {
+                    attempts += 1;
+                    a.discard();
+                    b.discard();
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
     }
 
     /// The directory holding the files.
